@@ -1,0 +1,1 @@
+"""Caller audio: PCM helpers, speech boundaries, manifest, scenarios and TTS engines."""

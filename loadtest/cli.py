@@ -1,0 +1,51 @@
+"""``voice-loadtest``: one CLI with subcommands; each handler lives with its concern.
+
+Errors from the :mod:`loadtest.errors` tree print as one line (``voice-loadtest: error: …``)
+with exit code 1; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from loadtest import __version__
+from loadtest.errors import LoadtestError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from loadtest.audio import commands as audio
+
+    parser = argparse.ArgumentParser(
+        prog="voice-loadtest", description="Load harness for real-time voice agents."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    audio.add_generate_arguments(
+        sub.add_parser("generate-audio", help="synthesise scenario turns into the audio cache")
+    )
+    audio_parser = sub.add_parser("audio", help="work with the audio cache")
+    audio_sub = audio_parser.add_subparsers(dest="audio_command", required=True, metavar="ACTION")
+    audio.add_inspect_arguments(audio_sub.add_parser("inspect", help="audit a cache folder"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except LoadtestError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

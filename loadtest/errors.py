@@ -1,0 +1,65 @@
+"""The one exception tree of voice-loadtest.
+
+Every error a user can cause or meet derives from :class:`LoadtestError`; its message is one
+line that names what was wrong and what to do. The CLI prints that line and exits non-zero;
+it never shows a traceback for these.
+
+::
+
+    LoadtestError
+    ├── ConfigError            a setting, flag, env value or scenario file is invalid
+    ├── AudioError             PCM or a manifest is unusable
+    │   ├── AudioFormatError   odd length, empty, unsupported sample rate, all silence
+    │   └── ManifestError      malformed line, missing field, names a missing file
+    ├── TtsError               a TTS engine failed (credentials, network, cancelled synthesis)
+    ├── StorageError           the audio store could not be read or written
+    └── ProtocolError          a peer sent a message that does not fit the wire protocol
+
+Edges translate third-party exceptions into this tree with ``raise ... from exc``. A slow or
+broken *agent* is not an exception: it is a measurement (a failed request event).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AudioError",
+    "AudioFormatError",
+    "ConfigError",
+    "LoadtestError",
+    "ManifestError",
+    "ProtocolError",
+    "StorageError",
+    "TtsError",
+]
+
+
+class LoadtestError(Exception):
+    """Base of every error voice-loadtest raises on purpose; ``str(exc)`` is one line."""
+
+
+class ConfigError(LoadtestError):
+    """A setting, CLI flag, environment value or scenario file is invalid."""
+
+
+class AudioError(LoadtestError):
+    """Audio or its manifest cannot be used."""
+
+
+class AudioFormatError(AudioError):
+    """PCM bytes are malformed: odd length, empty, wrong rate, or contain no speech."""
+
+
+class ManifestError(AudioError):
+    """A manifest line is not JSON, lacks a required field, or names a missing file."""
+
+
+class TtsError(LoadtestError):
+    """A text-to-speech engine failed to synthesise."""
+
+
+class StorageError(LoadtestError):
+    """The audio store could not be read or written."""
+
+
+class ProtocolError(LoadtestError):
+    """A peer sent a message that does not fit the wire protocol."""
