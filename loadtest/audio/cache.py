@@ -238,4 +238,3 @@ def load_cache(
         for name, clips in sorted(scenarios.items())
     }
     return AudioCache(directory, rates.pop(), ordered, tuple(report.warnings))
-

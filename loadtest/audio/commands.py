@@ -102,9 +102,9 @@ def run_generate(args: argparse.Namespace) -> int:
 
         def progress(name: str, reused: bool) -> None:
             if reused:
-                bar.write(f"reused    {name}")
+                bar.write(f"reused    {name}", file=sys.stderr)
             else:
-                bar.write(f"generated {name}")
+                bar.write(f"generated {name}", file=sys.stderr)
             bar.update(1)
 
         result = generate_audio(scenarios, engine, options, on_progress=progress)

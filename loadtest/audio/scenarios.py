@@ -93,8 +93,9 @@ def _turn(raw: Any, where: str) -> Turn:
         raise ConfigError(f"{where}: a turn must be a mapping with 'text' or a string")
     unknown = sorted(set(raw) - _TURN_KEYS)
     if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)} (allowed: text, "
-                          "voice, rate, style)")
+        raise ConfigError(
+            f"{where}: unknown field(s) {', '.join(unknown)} (allowed: text, voice, rate, style)"
+        )
     text = raw.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"{where}.text: must be a non-empty string")
@@ -106,8 +107,9 @@ def _turn(raw: Any, where: str) -> Turn:
     for key in ("voice", "style"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise ConfigError(f"{where}.{key}: must be a string")
-    return Turn(text.strip(), raw.get("voice"), None if rate is None else float(rate),
-                raw.get("style"))
+    return Turn(
+        text.strip(), raw.get("voice"), None if rate is None else float(rate), raw.get("style")
+    )
 
 
 def _scenario(raw: Any, where: str) -> Scenario:
@@ -119,8 +121,9 @@ def _scenario(raw: Any, where: str) -> Scenario:
     where = f"{where.rsplit('[', 1)[0]}[{name}]"
     unknown = sorted(set(raw) - _SCENARIO_KEYS)
     if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)} (allowed: name, "
-                          "weight, turns)")
+        raise ConfigError(
+            f"{where}: unknown field(s) {', '.join(unknown)} (allowed: name, weight, turns)"
+        )
     weight = raw.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
         raise ConfigError(f"{where}.weight: {weight!r} must be a number > 0")

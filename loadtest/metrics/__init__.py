@@ -1,0 +1,1 @@
+"""Measurements that merge: histograms, run summary, SLO gate (core); exporters (edge)."""
