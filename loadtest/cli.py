@@ -31,6 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     audio_parser = sub.add_parser("audio", help="work with the audio cache")
     audio_sub = audio_parser.add_subparsers(dest="audio_command", required=True, metavar="ACTION")
     audio.add_inspect_arguments(audio_sub.add_parser("inspect", help="audit a cache folder"))
+
+    from loadtest.agent_sim.cli import add_agent_arguments, run_agent
+
+    agent = sub.add_parser("agent", help="run the reference voice agent (ACS simulator)")
+    add_agent_arguments(agent)
+    agent.set_defaults(handler=run_agent)
+
+    from loadtest.runtime.runner import add_run_arguments
+
+    add_run_arguments(
+        sub.add_parser("run", help="local distributed load test: master + workers (+ agent)")
+    )
     return parser
 
 

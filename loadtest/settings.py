@@ -170,7 +170,7 @@ SETTINGS: dict[str, Knob] = {
         Knob("CHUNK_MS", "20", "frame length in ms (10, 20 or 40)", _int(10, 40)),
         Knob(
             "FIRST_BYTE_TIMEOUT_SEC",
-            "10",
+            "5",
             "seconds to wait for the agent's answer",
             _float(0.0, 600, open_lo=True),
         ),
@@ -178,25 +178,31 @@ SETTINGS: dict[str, Knob] = {
             "BARGE_QUIET_MS",
             "400",
             "agent-audio gap that counts as stopped (no stop signal)",
-            _int(20, 10000),
+            _int(60, 10000),
         ),
         Knob(
             "BARGE_IN_RATE",
-            "0.2",
+            "0.25",
             "share of turns (0..1) on which the caller interrupts",
             _float(0.0, 1.0),
         ),
         Knob(
             "BARGE_AFTER_MS",
-            "800",
+            "1000",
             "interrupt this long after the agent's audio began",
             _int(0, 60000),
         ),
         Knob(
             "GREETING",
             "wait",
-            "agent greeting on connect: wait for it to finish, or barge it",
-            _choice("wait", "barge"),
+            "agent greeting on connect: wait for it to finish, barge it, or off (speak at once)",
+            _choice("wait", "barge", "off"),
+        ),
+        Knob(
+            "GREETING_TIMEOUT_MS",
+            "2000",
+            "with GREETING=wait, how long to wait for a greeting before speaking",
+            _int(20, 60000),
         ),
         Knob(
             "SILENCE_MODE",
@@ -270,6 +276,7 @@ class CallerSettings:
     barge_in_rate: float
     barge_after_ms: int
     greeting: str
+    greeting_timeout_ms: int
     silence_mode: str
     ws_ignore_close_exceptions: bool
     response_tokens: tuple[str, ...]
@@ -318,6 +325,7 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         barge_in_rate=values["BARGE_IN_RATE"],
         barge_after_ms=values["BARGE_AFTER_MS"],
         greeting=values["GREETING"],
+        greeting_timeout_ms=values["GREETING_TIMEOUT_MS"],
         silence_mode=values["SILENCE_MODE"],
         ws_ignore_close_exceptions=values["WS_IGNORE_CLOSE_EXCEPTIONS"],
         response_tokens=values["RESPONSE_TOKENS"],

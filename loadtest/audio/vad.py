@@ -108,6 +108,10 @@ class _FrameClassifier:
             frame = np.repeat(np.frombuffer(frame, dtype="<i2"), 2).tobytes()
         return bool(self._vad.is_speech(frame, self._vad_rate))
 
+    def reset(self) -> None:
+        """Forget the adaptive state (webrtcvad adapts its noise model to what it has seen)."""
+        self._vad = webrtcvad.Vad(self._params.aggressiveness)
+
 
 def _frame_labels(pcm: bytes, sample_rate: int, params: VadParams) -> list[bool]:
     classifier = _FrameClassifier(sample_rate, params)
@@ -164,7 +168,9 @@ class SpeechSegmenter:
 
     Call :meth:`push` with each inbound frame of exactly ``frame_ms`` in arrival order. It
     returns ``SPEECH_START`` once ``onset_frames`` consecutive speech frames were seen, and
-    ``SPEECH_END`` once ``endpoint_silence_ms`` of non-speech followed speech. The edge keeps
+    ``SPEECH_END`` once ``endpoint_silence_ms`` of non-speech followed speech. After each
+    ``SPEECH_END`` the detector starts afresh, so each utterance is judged as
+    :func:`speech_bounds` judged its file. The edge keeps
     the receive time of each frame index to turn events into timestamps.
     """
 
@@ -208,5 +214,9 @@ class SpeechSegmenter:
         if self.in_speech and self._quiet >= self._endpoint_frames:
             self.in_speech = False
             assert self.last_speech_index is not None
+            # Start the next utterance from a fresh detector, exactly as speech_bounds() did
+            # when it analysed that utterance's file (quiet frames never reach webrtcvad), so
+            # the live speech start lands on the manifest's frame.
+            self._classifier.reset()
             return VadEvent(VadEventKind.SPEECH_END, self.last_speech_index)
         return None

@@ -1,0 +1,86 @@
+"""Per-process voice measurements that merge across workers (core: pure data).
+
+:class:`VoiceStats` holds one :class:`~loadtest.metrics.histogram.Histogram` per latency
+(milliseconds) and plain counters. A worker records into it, ships :meth:`take_delta` in
+Locust's ``report_to_master`` and starts a fresh delta; the master :meth:`merge`\\ s each
+payload in ``worker_report``. Because only deltas travel and buckets are fixed, the master's
+totals are exactly the sum of what every worker recorded, including workers that joined late
+or have since gone (their last report stays counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from loadtest.metrics.histogram import Histogram
+
+__all__ = ["HISTOGRAMS", "VoiceStats"]
+
+HISTOGRAMS: Mapping[str, tuple[float, str]] = {
+    "ttfb_ms": (1.0, "first agent audio after the caller's end of speech"),
+    "barge_in_ms": (1.0, "agent stop signal (or end of audio) after barge speech began"),
+    "greeting_ms": (1.0, "first greeting audio after the call connected"),
+    "connect_ms": (1.0, "WebSocket upgrade time"),
+    "turn_ms": (1.0, "first caller frame of a turn until the answer was heard"),
+    "talk_over_ms": (1.0, "agent audio the caller still heard after barging in"),
+    "agent_gap_ms": (1.0, "gaps between consecutive agent audio messages"),
+    "frame_lateness_ms": (0.05, "caller frame send time minus its due time (harness health)"),
+    "receive_lag_ms": (0.05, "receiver wake-up delay (harness health)"),
+}
+"""Histogram name → (bucket width in ms, meaning)."""
+
+
+class VoiceStats:
+    """Histograms and counters of one process (worker delta, or the master's merged total)."""
+
+    __slots__ = ("counters", "cpu_max", "errors", "histograms")
+
+    def __init__(self) -> None:
+        self.histograms = {name: Histogram(width) for name, (width, _) in HISTOGRAMS.items()}
+        self.counters: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self.cpu_max = 0.0
+
+    def observe(self, name: str, value_ms: float) -> None:
+        """Record ``value_ms`` in the histogram ``name`` (one of :data:`HISTOGRAMS`)."""
+        self.histograms[name].record(value_ms)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def error(self, name: str, n: int = 1) -> None:
+        """Count a failure by its stable error name (``ttfb_timeout``, ``connect_refused``…)."""
+        self.errors[name] = self.errors.get(name, 0) + n
+
+    def note_cpu(self, percent: float) -> None:
+        self.cpu_max = max(self.cpu_max, percent)
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "histograms": {name: h.serialize() for name, h in self.histograms.items()},
+            "counters": dict(self.counters),
+            "errors": dict(self.errors),
+            "cpu_max": self.cpu_max,
+        }
+
+    def take_delta(self) -> dict[str, Any]:
+        """Serialise what was recorded since the last call, then start afresh."""
+        payload = self.serialize()
+        for histogram in self.histograms.values():
+            histogram.reset()
+        self.counters.clear()
+        self.errors.clear()
+        # cpu_max is a maximum, not a sum: keep it so every report carries the run's peak.
+        return payload
+
+    def merge(self, payload: Mapping[str, Any]) -> None:
+        """Add a worker's :meth:`take_delta` payload."""
+        for name, histogram in payload.get("histograms", {}).items():
+            if name in self.histograms:
+                self.histograms[name].merge(histogram)
+        for name, n in payload.get("counters", {}).items():
+            self.count(name, int(n))
+        for name, n in payload.get("errors", {}).items():
+            self.error(name, int(n))
+        self.note_cpu(float(payload.get("cpu_max", 0.0)))

@@ -1,0 +1,1 @@
+"""Edges of the caller: WebSocket transport, caller driver (greenlets), Locust plugin."""
