@@ -8,7 +8,7 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration generate_audio inspect-audio \
-        agent demo clean
+        agent demo run_load_test clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,28 @@ generate_audio: venv ## offline caller audio into $(PCM_DIR) (ENGINE=azure for A
 
 inspect-audio: venv ## audit the audio cache in $(PCM_DIR)
 	$(BIN)/voice-loadtest audio inspect "$(PCM_DIR)"
+
+audio: venv
+	@$(BIN)/voice-loadtest generate-audio --out "$(PCM_DIR)" >/dev/null
+
+DEMO_AGENT_ARGS ?= --latency-ms 800 --latency-dist uniform:700,900 --barge-latency-ms 200 \
+                   --greeting-ms 1200 --seed 7 --log-level warning
+demo: venv audio ## zero-cloud demo: offline audio, agent simulator, 1 master + 2 workers, 20 callers, ~1 min
+	$(BIN)/voice-loadtest run --with-agent --agent-args "$(DEMO_AGENT_ARGS)" --workers 2 \
+	  --users 20 --spawn-rate 5 --run-time $(or $(RUN_TIME),60s) --reports-dir reports \
+	  --greeting wait --pcm-dir "$(PCM_DIR)"
+
+agent: venv ## run the reference agent simulator on 127.0.0.1:8010 (AGENT_ARGS=...)
+	$(BIN)/voice-loadtest agent --port 8010 $(AGENT_ARGS)
+
+# Seed-compatible: URL (agent ws[s]:// URL), CONVERSATIONS (users), CONCURRENT (spawn rate),
+# TURNS (turns per user), RUN_TIME (default 10m), WORKERS (default: CPU count).
+run_load_test: venv audio ## headless load test: make run_load_test URL=wss://... CONVERSATIONS=50 CONCURRENT=5 TURNS=3
+	@test -n "$(URL)" || { echo "error: set URL=ws://host:port/path (or wss://...)" >&2; exit 2; }
+	$(BIN)/voice-loadtest run --ws-url "$(URL)" --users $(or $(CONVERSATIONS),10) \
+	  --spawn-rate $(or $(CONCURRENT),2) --turns-per-user $(or $(TURNS),0) \
+	  --run-time $(or $(RUN_TIME),10m) $(if $(WORKERS),--workers $(WORKERS)) \
+	  --reports-dir reports --csv locust_report --pcm-dir "$(PCM_DIR)"
 
 clean: ## remove caches and build output (keeps the venv and audio)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

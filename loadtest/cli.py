@@ -1,7 +1,7 @@
 """``voice-loadtest``: one CLI with subcommands; each handler lives with its concern.
 
 Errors from the :mod:`loadtest.errors` tree print as one line (``voice-loadtest: error: …``)
-with exit code 1; they never show a traceback.
+with the error's exit code (1, or 2 for an unreachable target); never a traceback.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except LoadtestError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130

@@ -13,7 +13,9 @@ it never shows a traceback for these.
     │   └── ManifestError      malformed line, missing field, names a missing file
     ├── TtsError               a TTS engine failed (credentials, network, cancelled synthesis)
     ├── StorageError           the audio store could not be read or written
-    └── ProtocolError          a peer sent a message that does not fit the wire protocol
+    ├── ProtocolError          a peer sent a message that does not fit the wire protocol
+    └── TargetUnreachable      the agent under test cannot be reached (exit code 2: the run
+                               is invalid, not failed)
 
 Edges translate third-party exceptions into this tree with ``raise ... from exc``. A slow or
 broken *agent* is not an exception: it is a measurement (a failed request event).
@@ -29,12 +31,18 @@ __all__ = [
     "ManifestError",
     "ProtocolError",
     "StorageError",
+    "TargetUnreachable",
     "TtsError",
 ]
 
 
 class LoadtestError(Exception):
-    """Base of every error voice-loadtest raises on purpose; ``str(exc)`` is one line."""
+    """Base of every error voice-loadtest raises on purpose; ``str(exc)`` is one line.
+
+    ``exit_code`` is what the CLI exits with (1 unless a subclass says otherwise).
+    """
+
+    exit_code = 1
 
 
 class ConfigError(LoadtestError):
@@ -63,3 +71,9 @@ class StorageError(LoadtestError):
 
 class ProtocolError(LoadtestError):
     """A peer sent a message that does not fit the wire protocol."""
+
+
+class TargetUnreachable(LoadtestError):
+    """The agent under test could not be reached; nothing was measured (an invalid run)."""
+
+    exit_code = 2

@@ -17,3 +17,17 @@ def azure_sample_dir() -> Path:
     if not (path / "manifest.jsonl").is_file():
         pytest.fail(f"shared test data missing at {path}; tests need ../shared/data")
     return path
+
+
+@pytest.fixture(scope="session")
+def espeak_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both built-in scenarios synthesised offline with espeak-ng (real engine, real VAD)."""
+    from loadtest.audio.generate import GenerateOptions, generate_audio
+    from loadtest.audio.scenarios import BUILTIN_SCENARIOS
+    from loadtest.audio.tts import make_engine
+
+    out = tmp_path_factory.mktemp("espeak-cache")
+    generate_audio(
+        list(BUILTIN_SCENARIOS.values()), make_engine("espeak", {}), GenerateOptions(out_dir=out)
+    )
+    return out

@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtest.errors import ConfigError, LoadtestError
+from loadtest.errors import ConfigError, LoadtestError, TargetUnreachable
 from loadtest.runtime.transport import ConnectFailed, WebSocketTransport
 from loadtest.settings import SETTINGS, CallerSettings, parse_settings
 
@@ -106,7 +106,7 @@ def probe(settings: CallerSettings, timeout_s: float = 5.0) -> None:
     try:
         transport.connect(settings.ws_url, timeout_s)
     except ConnectFailed as exc:
-        raise LoadtestError(
+        raise TargetUnreachable(
             f"cannot reach the agent at {settings.ws_url}: {exc.detail} [{exc.error}]; "
             "check WS_URL and that the agent is up (or use --with-agent)"
         ) from None

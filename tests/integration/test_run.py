@@ -1,0 +1,137 @@
+"""`voice-loadtest run` end to end: a real Locust master and two real worker processes
+against the reference agent simulator, reading what a user reads (exit code, summary JSON,
+CSV, HTML, terminal)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _run(
+    reports: Path, cache: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 150
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    command = [
+        sys.executable, "-m", "loadtest", "run", "--workers", "2", "--reports-dir", str(reports),
+        "--pcm-dir", str(cache), "--greeting", "off", "--seed", "11", *args,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})}, cwd=reports.parent,
+    )  # fmt: skip
+    summary_path = reports / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return done, summary
+
+
+def test_distributed_run_measures_the_agent_truthfully(
+    tmp_path: Path, espeak_cache_dir: Path
+) -> None:
+    reports = tmp_path / "reports"
+    done, summary = _run(
+        reports, espeak_cache_dir, "--with-agent",
+        "--agent-args", "--latency-ms 700 --barge-latency-ms 200 --log-level warning",
+        "--users", "8", "--spawn-rate", "8", "--run-time", "22s", "--barge-in-rate", "0.5",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert summary is not None
+    metrics = summary["metrics"]
+    assert metrics["ttfb_ms"]["count"] >= 10
+    assert abs(metrics["ttfb_ms"]["p50"] - 700) <= 15
+    assert metrics["barge_in_ms"]["count"] >= 3
+    assert abs(metrics["barge_in_ms"]["p50"] - 200) <= 15
+    assert summary["rates"]["connection_success"] == 1.0
+    assert summary["slo"]["verdict"] == "pass"
+    assert summary["run"]["workers"] == 2
+    # Harness health is reported, and a loopback run at this size is nowhere near saturation.
+    assert summary["harness"]["frame_lateness_ms"]["p99"] < 20
+    assert 0.95 < summary["harness"]["realtime_factor"] <= 1.01
+
+    with (reports / "locust_stats.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    names = {row["Name"] for row in rows}
+    assert {"ttfb", "barge_in", "connect", "turn"} <= names
+    ttfb_row = next(row for row in rows if row["Name"] == "ttfb")
+    assert int(ttfb_row["Request Count"]) >= metrics["ttfb_ms"]["count"]
+    html = (reports / "locust.html").read_text()
+    assert "ttfb" in html and "barge_in" in html
+    assert "verdict: PASS (exit code 0)" in done.stdout
+
+
+def test_slow_agent_fails_the_slo(tmp_path: Path, espeak_cache_dir: Path) -> None:
+    done, summary = _run(
+        tmp_path / "reports", espeak_cache_dir, "--with-agent",
+        "--agent-args", "--latency-ms 3300 --response-ms 600 --log-level warning",
+        "--users", "4", "--spawn-rate", "4", "--run-time", "16s", "--barge-in-rate", "0",
+        "--first-byte-timeout-sec", "8",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert summary is not None and summary["slo"]["verdict"] == "fail"
+    checks = {c["name"]: c for c in summary["slo"]["checks"]}
+    assert checks["ttfb_p95_ms"]["status"] == "fail"
+    assert abs(checks["ttfb_p95_ms"]["actual"] - 3300) <= 20
+
+
+def test_acceptable_but_off_target_agent_warns_and_can_fail(
+    tmp_path: Path, espeak_cache_dir: Path
+) -> None:
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("warn_exit_code: 1\n")
+    done, summary = _run(
+        tmp_path / "reports", espeak_cache_dir, "--with-agent", "--slo", str(slo),
+        "--agent-args", "--latency-ms 2500 --response-ms 600 --log-level warning",
+        "--users", "4", "--spawn-rate", "4", "--run-time", "14s", "--barge-in-rate", "0",
+    )  # fmt: skip
+    assert summary is not None and summary["slo"]["verdict"] == "warn"
+    assert done.returncode == 1  # warn → 1 because the SLO file asks for it
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_agent_exits_2_with_one_clear_line(
+    tmp_path: Path, espeak_cache_dir: Path
+) -> None:
+    url = f"ws://127.0.0.1:{_closed_port()}/api/v1/media/stream"
+    done, _ = _run(tmp_path / "reports", espeak_cache_dir, "--ws-url", url, "--run-time", "5s",
+                   timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the agent" in lines[0] and "refused" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ws-url", "http://127.0.0.1:1/x"], "did you mean ws://127.0.0.1:1/x"),
+        (["--chunk-ms", "25", "--with-agent"], "CHUNK_MS"),
+        (["--turns-per-user", "-1", "--with-agent"], "TURNS_PER_USER"),
+    ],
+)
+def test_bad_settings_stop_before_any_process(
+    tmp_path: Path, espeak_cache_dir: Path, args: list[str], message: str
+) -> None:
+    done, _ = _run(tmp_path / "reports", espeak_cache_dir, *args, timeout=60)
+    assert done.returncode == 1
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_audio_cache_is_named(tmp_path: Path) -> None:
+    done, _ = _run(tmp_path / "reports", tmp_path / "no-cache", "--with-agent",
+                   "--run-time", "5s", timeout=60)  # fmt: skip
+    assert done.returncode in (1, 2)
+    assert "audio cache folder not found" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
