@@ -10,7 +10,7 @@ from loadtest.settings import SETTINGS, parse_settings
 
 def test_defaults_are_valid() -> None:
     settings = parse_settings({})
-    assert settings.chunk_ms == 20 and settings.first_byte_timeout_ms == 10_000
+    assert settings.chunk_ms == 20 and settings.first_byte_timeout_ms == 5_000
     assert settings.pcm_dir == Path("audio_cache") and settings.ws_protocol == "acs"
     assert settings.seed is None and not settings.ws_insecure
 
@@ -40,7 +40,7 @@ def test_seed_compatible_names_parse() -> None:
         ("FIRST_BYTE_TIMEOUT_SEC", "0", "expected a number > 0"),
         ("BARGE_IN_RATE", "1.5", "from 0 to 1"),
         ("WS_IGNORE_CLOSE_EXCEPTIONS", "maybe", "true/false"),
-        ("GREETING", "shout", "allowed: wait, barge"),
+        ("GREETING", "shout", "allowed: wait, barge, off"),
         ("WS_HEADERS", "{bad json", "not a JSON object"),
         ("SEED", "x1", "SEED"),
         ("WS_CA_BUNDLE", "/nonexistent.pem", "file not found"),
