@@ -11,6 +11,10 @@ Keys (stable; other tools read them)::
              realtime_factor,worker_cpu_max}
     slo.{verdict,exit_code,reasons,checks:[{name,threshold,actual,status}]}
     settings.{...}   run.{started_at,duration_s,users,workers,target}
+    distributions.{ttfb_ms,barge_in_ms,greeting_ms,talk_over_ms}: [[bucket_start_ms, count]]
+    timeline: [{t_s, users, ttfb_ms.{count,p50,p95,p99}, barge_in_ms.{...}, connection_success,
+                turn_success, barge_in_success, turns, calls, frame_lateness_ms.{p50,p99},
+                worker_cpu_max}]                 one entry per window; counts are per window
 
 Percentiles come from histograms merged across workers (all samples pooled), never from an
 average of per-worker percentiles.
@@ -21,10 +25,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from loadtest.metrics.histogram import Histogram
 from loadtest.metrics.slo import DEFAULT_SLO, SloConfig, evaluate
 from loadtest.metrics.voice_stats import VoiceStats
 
-__all__ = ["SUMMARY_METRICS", "build_summary", "format_table"]
+__all__ = ["SUMMARY_METRICS", "build_summary", "format_table", "timeline_entry"]
 
 SUMMARY_METRICS = ("ttfb_ms", "barge_in_ms", "greeting_ms", "connect_ms", "turn_ms", "talk_over_ms")
 
@@ -37,12 +42,51 @@ def _rounded(stats: Mapping[str, Any], digits: int = 1) -> dict[str, Any]:
     return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in stats.items()}
 
 
+_DISTRIBUTIONS = ("ttfb_ms", "barge_in_ms", "greeting_ms", "talk_over_ms")
+_DISTRIBUTION_BUCKET_MS = 10
+
+
+def _distribution(histogram: Histogram) -> list[list[float]]:
+    """Counts in 10 ms buckets ``[[start_ms, count], ...]`` (only non-empty buckets)."""
+    counts: dict[int, int] = {}
+    for key, n in histogram.serialize()["buckets"]:  # type: ignore[attr-defined]
+        start = int(key * histogram.resolution // _DISTRIBUTION_BUCKET_MS) * _DISTRIBUTION_BUCKET_MS
+        counts[start] = counts.get(start, 0) + int(n)
+    return [[start, n] for start, n in sorted(counts.items())]
+
+
+def _brief(histogram: Histogram) -> dict[str, Any]:
+    p = histogram.summary()
+    return {"count": p.count, "p50": _r(p.p50, 1), "p95": _r(p.p95, 1), "p99": _r(p.p99, 1)}
+
+
+def timeline_entry(window: VoiceStats, *, t_s: float, users: int, cpu: float) -> dict[str, Any]:
+    """One point of the run's timeline from the stats of one window (counts are per window)."""
+    c = window.counters
+    lateness = window.histograms["frame_lateness_ms"].summary()
+    return {
+        "t_s": round(t_s, 1),
+        "users": users,
+        "ttfb_ms": _brief(window.histograms["ttfb_ms"]),
+        "barge_in_ms": _brief(window.histograms["barge_in_ms"]),
+        "connection_success": _ratio(c.get("calls_connected", 0), c.get("connect_attempts", 0)),
+        "turn_success": _ratio(c.get("turns_ok", 0), c.get("turns", 0)),
+        "barge_in_success": _ratio(c.get("barge_ok", 0), c.get("barge_attempts", 0)),
+        "turns": c.get("turns", 0),
+        "calls": c.get("calls", 0),
+        "frame_lateness_ms": {"p50": _r(lateness.p50, 3), "p99": _r(lateness.p99, 3)},
+        "worker_cpu_max": round(cpu, 1),
+    }
+
+
 def build_summary(
     stats: VoiceStats,
     *,
     slo: SloConfig = DEFAULT_SLO,
     settings: Mapping[str, Any] | None = None,
     run: Mapping[str, Any] | None = None,
+    timeline: list[dict[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Summarise merged ``stats`` and judge them against ``slo``."""
     c = stats.counters
@@ -83,6 +127,9 @@ def build_summary(
         },
         "settings": dict(settings or {}),
         "run": dict(run or {}),
+        "distributions": {name: _distribution(stats.histograms[name]) for name in _DISTRIBUTIONS},
+        "timeline": list(timeline or []),
+        **dict(extra or {}),
     }
     summary["slo"] = evaluate(summary, slo).as_dict()
     return summary

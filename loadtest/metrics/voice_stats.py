@@ -15,7 +15,7 @@ from typing import Any
 
 from loadtest.metrics.histogram import Histogram
 
-__all__ = ["HISTOGRAMS", "VoiceStats"]
+__all__ = ["BY_SCENARIO", "HISTOGRAMS", "VoiceStats"]
 
 HISTOGRAMS: Mapping[str, tuple[float, str]] = {
     "ttfb_ms": (1.0, "first agent audio after the caller's end of speech"),
@@ -30,21 +30,32 @@ HISTOGRAMS: Mapping[str, tuple[float, str]] = {
 }
 """Histogram name → (bucket width in ms, meaning)."""
 
+BY_SCENARIO = frozenset({"ttfb_ms", "barge_in_ms", "turn_ms"})
+"""Histograms also kept per scenario (for the exporter's ``scenario`` label)."""
+
 
 class VoiceStats:
     """Histograms and counters of one process (worker delta, or the master's merged total)."""
 
-    __slots__ = ("counters", "cpu_max", "errors", "histograms")
+    __slots__ = ("by_scenario", "counters", "cpu_max", "errors", "histograms")
 
     def __init__(self) -> None:
         self.histograms = {name: Histogram(width) for name, (width, _) in HISTOGRAMS.items()}
+        self.by_scenario: dict[tuple[str, str], Histogram] = {}
         self.counters: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self.cpu_max = 0.0
 
-    def observe(self, name: str, value_ms: float) -> None:
-        """Record ``value_ms`` in the histogram ``name`` (one of :data:`HISTOGRAMS`)."""
+    def observe(self, name: str, value_ms: float, scenario: str = "") -> None:
+        """Record ``value_ms`` in the histogram ``name`` (one of :data:`HISTOGRAMS`), and in
+        its per-scenario twin when ``name`` is in :data:`BY_SCENARIO` and ``scenario`` given."""
         self.histograms[name].record(value_ms)
+        if scenario and name in BY_SCENARIO:
+            key = (name, scenario)
+            histogram = self.by_scenario.get(key)
+            if histogram is None:
+                histogram = self.by_scenario[key] = Histogram(HISTOGRAMS[name][0])
+            histogram.record(value_ms)
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
@@ -59,6 +70,7 @@ class VoiceStats:
     def serialize(self) -> dict[str, Any]:
         return {
             "histograms": {name: h.serialize() for name, h in self.histograms.items()},
+            "by_scenario": [[n, sc, h.serialize()] for (n, sc), h in self.by_scenario.items()],
             "counters": dict(self.counters),
             "errors": dict(self.errors),
             "cpu_max": self.cpu_max,
@@ -69,6 +81,7 @@ class VoiceStats:
         payload = self.serialize()
         for histogram in self.histograms.values():
             histogram.reset()
+        self.by_scenario.clear()
         self.counters.clear()
         self.errors.clear()
         # cpu_max is a maximum, not a sum: keep it so every report carries the run's peak.
@@ -79,6 +92,12 @@ class VoiceStats:
         for name, histogram in payload.get("histograms", {}).items():
             if name in self.histograms:
                 self.histograms[name].merge(histogram)
+        for name, scenario, histogram in payload.get("by_scenario", []):
+            if name in BY_SCENARIO:
+                key = (str(name), str(scenario))
+                if key not in self.by_scenario:
+                    self.by_scenario[key] = Histogram(HISTOGRAMS[name][0])
+                self.by_scenario[key].merge(histogram)
         for name, n in payload.get("counters", {}).items():
             self.count(name, int(n))
         for name, n in payload.get("errors", {}).items():

@@ -205,20 +205,23 @@ class CallDriver:
             stats.count("closes_ignored")  # counted, but not a failure (WS_IGNORE_CLOSE_...)
             return
         ok = failure is None
+        scenario = sample.scenario
         if metric is Metric.TTFB and ok:
-            stats.observe("ttfb_ms", sample.value_ms)
+            stats.observe("ttfb_ms", sample.value_ms, scenario)
         elif metric is Metric.GREETING and ok:
             stats.observe("greeting_ms", sample.value_ms)
         elif metric is Metric.BARGE_IN:
             stats.count("barge_attempts")
             if ok:
                 stats.count("barge_ok")
-                stats.observe("barge_in_ms", sample.value_ms)
+                stats.observe("barge_in_ms", sample.value_ms, scenario)
         elif metric is Metric.TURN:
             stats.count("turns")
+            stats.count(f"turns@{scenario}")
             if ok:
                 stats.count("turns_ok")
-                stats.observe("turn_ms", sample.value_ms)
+                stats.count(f"turns_ok@{scenario}")
+                stats.observe("turn_ms", sample.value_ms, scenario)
         if failure is not None:
             stats.error(failure.value)
         error = None if failure is None else failure.value

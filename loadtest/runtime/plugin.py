@@ -32,9 +32,11 @@ from typing import Any
 import gevent
 
 from loadtest.errors import LoadtestError
+from loadtest.metrics.exposition import RequestRow, Snapshot, target_label
 from loadtest.metrics.slo import DEFAULT_SLO, SloConfig, parse_slo
-from loadtest.metrics.summary import build_summary, format_table
+from loadtest.metrics.summary import build_summary, format_table, timeline_entry
 from loadtest.metrics.voice_stats import VoiceStats
+from loadtest.runtime.exporter import DEFAULT_METRICS_PORT, serve_metrics
 from loadtest.runtime.library import AudioLibrary, conversation_config
 from loadtest.settings import SETTINGS, CallerSettings, parse_settings
 
@@ -43,6 +45,7 @@ __all__ = ["Harness", "VoiceFailure", "harness_of", "register"]
 log = logging.getLogger("voice-loadtest")
 _ATTR = "voice_harness"
 _LAG_INTERVAL_S = 0.1
+WINDOW_S = 5.0  # timeline resolution of the run summary / HTML report
 
 
 class VoiceFailure(Exception):
@@ -66,8 +69,12 @@ class Harness:
         self.slo: SloConfig = DEFAULT_SLO
         self.started_at: str | None = None
         self.started_monotonic = 0.0
-        self._monitor: gevent.Greenlet | None = None
+        self.window = VoiceStats()  # master/standalone: the current timeline window
+        self.timeline: list[dict[str, Any]] = []
+        self._greenlets: list[gevent.Greenlet] = []
+        self._server: Any = None
         self.probe_failed: str | None = None
+        self.verdict: str | None = None
         self.rng = random.Random()
 
     # -------------------------------------------------------------- Sink protocol
@@ -114,24 +121,102 @@ class Harness:
         self.settings = settings
         return settings
 
-    def start_monitor(self) -> None:
-        if self._monitor is None and self.role != "master":
-            self._monitor = gevent.spawn(self._monitor_loop)
+    def absorb(self, payload: dict[str, Any]) -> None:
+        """Merge one worker delta (or this standalone process's own) into the run totals."""
+        self.total.merge(payload)
+        self.window.merge(payload)
+
+    def start_background(self) -> None:
+        """Health monitor (workers/standalone); timeline windows (master/standalone)."""
+        if self._greenlets:
+            return
+        if self.role != "master":
+            self._greenlets.append(gevent.spawn(self._monitor_loop))
+        if self.role != "worker":
+            self._greenlets.append(gevent.spawn(self._window_loop))
+
+    def stop_background(self) -> None:
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        self._greenlets.clear()
 
     def _monitor_loop(self) -> None:
         """Harness health: event-loop lag (what a waiting receiver suffers) and CPU."""
         runner = self.environment.runner
+        ticks = 0
         while True:
             before = time.monotonic()
             gevent.sleep(_LAG_INTERVAL_S)
             lag_ms = (time.monotonic() - before - _LAG_INTERVAL_S) * 1000
             self.stats.observe("receive_lag_ms", lag_ms)
             self.stats.note_cpu(float(getattr(runner, "current_cpu_usage", 0.0) or 0.0))
+            ticks += 1
+            if self.role == "standalone" and ticks % 10 == 0:
+                self.absorb(self.stats.take_delta())
+
+    def current_cpu(self) -> dict[str, float]:
+        runner = self.environment.runner
+        if self.role == "master":
+            return {str(c.id): float(c.cpu_usage) for c in runner.clients.values()}
+        return {"local": float(getattr(runner, "current_cpu_usage", 0.0) or 0.0)}
+
+    def _window_loop(self) -> None:
+        while True:
+            gevent.sleep(WINDOW_S)
+            self.close_window()
+
+    def close_window(self) -> None:
+        cpu = max(self.current_cpu().values(), default=0.0)
+        users = int(getattr(self.environment.runner, "user_count", 0) or 0)
+        t_s = time.monotonic() - self.started_monotonic if self.started_monotonic else 0.0
+        self.timeline.append(timeline_entry(self.window, t_s=t_s, users=users, cpu=cpu))
+        self.window = VoiceStats()
+
+    # -------------------------------------------------------------- exporter
+    def snapshot(self) -> Snapshot:
+        runner = self.environment.runner
+        stats = self.total
+        if self.role == "standalone":
+            self.absorb(self.stats.take_delta())
+        workers: dict[str, int] = {}
+        if self.role == "master":
+            for client in runner.clients.values():
+                workers[str(client.state)] = workers.get(str(client.state), 0) + 1
+        rows = []
+        for entry in self.environment.stats.entries.values():
+            rows.append(
+                RequestRow(
+                    name=entry.name,
+                    requests=entry.num_requests,
+                    failures=entry.num_failures,
+                    rps=float(entry.current_rps or 0.0),
+                    p50_ms=_current(entry, 0.5),
+                    p95_ms=_current(entry, 0.95),
+                    p99_ms=_current(entry, 0.99),
+                )
+            )
+        return Snapshot(
+            stats=stats,
+            target=target_label(self.settings.ws_url if self.settings else ""),
+            state=str(getattr(runner, "state", "ready")),
+            users=int(getattr(runner, "user_count", 0) or 0),
+            workers=workers,
+            worker_cpu_percent=self.current_cpu(),
+            requests=rows,
+            slo=self.slo,
+            slo_verdict=self.verdict,
+        )
+
+    def serve(self, host: str, port: int) -> None:
+        if self._server is None and port > 0 and self.role != "worker":
+            self._server = serve_metrics(self.snapshot, host, port)
 
     # -------------------------------------------------------------- summary
     def summary(self) -> dict[str, Any]:
         if self.role == "standalone":
-            self.total.merge(self.stats.take_delta())
+            self.absorb(self.stats.take_delta())
+        if self.window.counters or self.window.histograms["ttfb_ms"].count:
+            self.close_window()
         runner = self.environment.runner
         settings = self.settings
         run = {
@@ -152,7 +237,17 @@ class Harness:
                     if knob.env == "FIRST_BYTE_TIMEOUT_SEC":
                         value = settings.first_byte_timeout_ms / 1000
                     shown[knob.env] = str(value) if isinstance(value, Path) else value
-        return build_summary(self.total, slo=self.slo, settings=shown, run=run)
+        return build_summary(
+            self.total, slo=self.slo, settings=shown, run=run, timeline=self.timeline
+        )
+
+
+def _current(entry: Any, fraction: float) -> float | None:
+    try:
+        value = entry.get_current_response_time_percentile(fraction)
+    except (KeyError, ValueError, ZeroDivisionError):
+        return None
+    return None if value is None else float(value)
 
 
 def _dest(env: str) -> str:
@@ -189,20 +284,44 @@ def register(events: Any) -> None:
                 help=f"{knob.help} (default {knob.default!r})",
                 is_secret=knob.secret,
             )
-        group.add_argument("--summary-json", default=None, include_in_web_ui=False,
-                           help="write the run summary JSON here (master/standalone)")  # fmt: skip
-        group.add_argument("--slo-file", default=None, include_in_web_ui=False,
-                           help="YAML with SLO overrides")  # fmt: skip
+        group.add_argument(
+            "--summary-json",
+            default=None,
+            include_in_web_ui=False,
+            help="write the run summary JSON here (master/standalone)",
+        )
+        group.add_argument(
+            "--slo-file", default=None, include_in_web_ui=False, help="YAML with SLO overrides"
+        )
+        group.add_argument(
+            "--metrics-port",
+            type=int,
+            default=DEFAULT_METRICS_PORT,
+            env_var="METRICS_PORT",
+            include_in_web_ui=False,
+            help="Prometheus /metrics port on the master/standalone (0: off)",
+        )
+        group.add_argument(
+            "--metrics-host",
+            default="",
+            env_var="METRICS_HOST",
+            include_in_web_ui=False,
+            help="address for /metrics (default: all interfaces)",
+        )
 
     def _init(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
         try:
             harness.configure()
-            slo_file = getattr(environment.parsed_options, "slo_file", None)
+            options = environment.parsed_options
+            slo_file = getattr(options, "slo_file", None)
             if slo_file:
                 harness.slo = parse_slo(Path(slo_file).read_text(), source=slo_file)
         except (LoadtestError, OSError) as exc:
             _fatal(str(exc))
+        options = environment.parsed_options
+        if options is not None:
+            harness.serve(options.metrics_host, int(options.metrics_port))
 
     def _test_start(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
@@ -231,7 +350,7 @@ def register(events: Any) -> None:
                 environment.process_exit_code = 2
                 gevent.spawn_later(0.1, environment.runner.quit)
                 return
-        harness.start_monitor()
+        harness.start_background()
 
     def _wire_reports(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
@@ -241,7 +360,7 @@ def register(events: Any) -> None:
 
         def merge(client_id: str, data: dict[str, Any], **__: Any) -> None:
             if "voice" in data:
-                harness.total.merge(data["voice"])
+                harness.absorb(data["voice"])
 
         environment.events.report_to_master.add_listener(ship)
         environment.events.worker_report.add_listener(merge)
@@ -250,6 +369,7 @@ def register(events: Any) -> None:
         harness = harness_of(environment)
         if harness.role == "worker":
             return
+        harness.stop_background()
         summary = harness.summary()
         if harness.probe_failed:
             summary["slo"]["reasons"].insert(0, harness.probe_failed)
@@ -261,6 +381,7 @@ def register(events: Any) -> None:
         print("\n" + format_table(summary), flush=True)
         if path:
             print(f"summary: {path}", flush=True)
+        harness.verdict = summary["slo"]["verdict"]
         environment.process_exit_code = summary["slo"]["exit_code"]
 
     events.init_command_line_parser.add_listener(_add_options)

@@ -89,6 +89,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=60,
         help="seconds to wait for the workers to connect (default 60)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9646,
+        help="master's Prometheus /metrics port (0: off; default 9646)",
+    )
     parser.add_argument("--locust-args", default="", help="extra options for the master")
     add_knob_arguments(parser)
     parser.set_defaults(handler=run)
@@ -180,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             "--csv", args.csv or str(reports / "locust"),
             "--html", args.html or str(reports / "locust.html"),
             "--summary-json", summary, "--host", settings.ws_url,
+            "--metrics-port", str(args.metrics_port), "--metrics-host", "127.0.0.1",
             *(["--slo-file", str(args.slo)] if args.slo else []),
             *shlex.split(args.locust_args),
         ]  # fmt: skip

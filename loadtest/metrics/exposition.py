@@ -1,0 +1,376 @@
+"""Prometheus metric families from the merged voice stats and the run state (core: pure).
+
+A custom collector (:class:`VoiceCollector`) builds every family at scrape time from a
+:class:`Snapshot` supplied by a callable, so nothing is copied into the client's global
+registry and tests inject their own :class:`~prometheus_client.CollectorRegistry`.
+
+Names follow Prometheus conventions: ``voice_loadtest_<what>_<base unit>``; latencies are
+histograms in seconds with fixed buckets (:data:`LATENCY_BUCKETS_S`), counters end in
+``_total``. Labels stay low-cardinality: ``target`` (the agent URL without query), ``scenario``,
+``outcome``, ``error`` (stable error names), Locust request ``name`` — never call or user ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from loadtest.metrics.histogram import Histogram
+from loadtest.metrics.slo import SloConfig
+from loadtest.metrics.voice_stats import VoiceStats
+
+__all__ = [
+    "HISTOGRAM_METRICS",
+    "LATENCY_BUCKETS_S",
+    "LATENESS_BUCKETS_S",
+    "AzureMonitorValue",
+    "RequestRow",
+    "Snapshot",
+    "VoiceCollector",
+    "target_label",
+]
+
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.05,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.9,
+    1.0,
+    1.25,
+    1.5,
+    1.75,
+    2.0,
+    2.5,
+    3.0,
+    4.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+)
+"""Voice latency buckets (s): 50–100 ms steps below 1 s, coarser up to 30 s."""
+
+LATENESS_BUCKETS_S: tuple[float, ...] = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+"""Harness timing buckets (s): frame lateness and event-loop lag."""
+
+HISTOGRAM_METRICS: Mapping[str, tuple[str, tuple[float, ...], str]] = {
+    "ttfb_ms": (
+        "voice_loadtest_ttfb_seconds",
+        LATENCY_BUCKETS_S,
+        "Agent answer latency: first agent audio after the caller's end of speech.",
+    ),
+    "barge_in_ms": (
+        "voice_loadtest_barge_in_seconds",
+        LATENCY_BUCKETS_S,
+        "Barge-in latency: agent stop signal (or end of audio) after barge speech.",
+    ),
+    "greeting_ms": (
+        "voice_loadtest_greeting_seconds",
+        LATENCY_BUCKETS_S,
+        "First greeting audio after the call connected.",
+    ),
+    "connect_ms": ("voice_loadtest_connect_seconds", LATENCY_BUCKETS_S, "WebSocket upgrade time."),
+    "turn_ms": (
+        "voice_loadtest_turn_duration_seconds",
+        LATENCY_BUCKETS_S,
+        "Turn duration: first caller frame until the answer was heard.",
+    ),
+    "talk_over_ms": (
+        "voice_loadtest_talk_over_seconds",
+        LATENCY_BUCKETS_S,
+        "Agent audio the caller still heard after barging in.",
+    ),
+    "agent_gap_ms": (
+        "voice_loadtest_agent_audio_gap_seconds",
+        LATENCY_BUCKETS_S,
+        "Gaps between consecutive agent audio messages within an answer.",
+    ),
+    "frame_lateness_ms": (
+        "voice_loadtest_frame_lateness_seconds",
+        LATENESS_BUCKETS_S,
+        "Harness health: caller frame send time minus its due time.",
+    ),
+    "receive_lag_ms": (
+        "voice_loadtest_event_loop_lag_seconds",
+        LATENESS_BUCKETS_S,
+        "Harness health: event-loop wake-up delay on the workers.",
+    ),
+}
+
+
+def target_label(url: str) -> str:
+    """The agent URL as a label: scheme://host:port/path, no query, fragment or userinfo."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    """Locust's live stats for one request name."""
+
+    name: str
+    requests: int
+    failures: int
+    rps: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AzureMonitorValue:
+    resource: str
+    metric: str
+    aggregation: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one scrape exposes (built by the edge from the runner and merged stats)."""
+
+    stats: VoiceStats
+    target: str = ""
+    state: str = "ready"
+    users: int = 0
+    workers: Mapping[str, int] = field(default_factory=dict)
+    worker_cpu_percent: Mapping[str, float] = field(default_factory=dict)
+    requests: Sequence[RequestRow] = ()
+    slo: SloConfig | None = None
+    slo_verdict: str | None = None
+    azure_monitor: Sequence[AzureMonitorValue] = ()
+    azure_monitor_errors: Mapping[str, int] = field(default_factory=dict)
+
+
+_STATES = ("ready", "spawning", "running", "stopping", "stopped", "cleanup", "missing")
+
+
+def _buckets(histogram: Histogram, bounds_s: Sequence[float]) -> list[tuple[str, float]]:
+    counts = histogram.cumulative([b * 1000.0 for b in bounds_s])
+    rows = [(f"{b:g}", float(n)) for b, n in zip(bounds_s, counts, strict=True)]
+    rows.append(("+Inf", float(histogram.count)))
+    return rows
+
+
+def _histograms(snap: Snapshot) -> Iterator[Metric]:
+    stats, target = snap.stats, snap.target
+    for key, (name, bounds, doc) in HISTOGRAM_METRICS.items():
+        scenarios = sorted(sc for (n, sc) in stats.by_scenario if n == key)
+        if scenarios:
+            family = HistogramMetricFamily(name, doc, labels=["target", "scenario"])
+            for scenario in scenarios:
+                h = stats.by_scenario[(key, scenario)]
+                family.add_metric([target, scenario], _buckets(h, bounds), h.sum / 1000.0)
+        else:
+            family = HistogramMetricFamily(name, doc, labels=["target"])
+            h = stats.histograms[key]
+            family.add_metric([target], _buckets(h, bounds), h.sum / 1000.0)
+        yield family
+
+
+def _counters(snap: Snapshot) -> Iterator[Metric]:
+    c, target = snap.stats.counters, snap.target
+
+    def counter(name: str, doc: str, value: int) -> CounterMetricFamily:
+        family = CounterMetricFamily(name, doc, labels=["target"])
+        family.add_metric([target], float(value))
+        return family
+
+    yield counter("voice_loadtest_calls", "Calls placed.", c.get("calls", 0))
+    yield counter(
+        "voice_loadtest_frames_sent", "Caller audio frames sent.", c.get("frames_sent", 0)
+    )
+    yield counter(
+        "voice_loadtest_frames_received", "Agent messages received.", c.get("frames_received", 0)
+    )
+    yield counter(
+        "voice_loadtest_reconnects",
+        "Connect retries after a failed attempt.",
+        c.get("reconnects", 0),
+    )
+    connects = CounterMetricFamily(
+        "voice_loadtest_connects", "WebSocket connect attempts.", labels=["target", "outcome"]
+    )
+    ok = c.get("calls_connected", 0)
+    connects.add_metric([target, "ok"], float(ok))
+    connects.add_metric([target, "failed"], float(c.get("connect_attempts", 0) - ok))
+    yield connects
+    turns = CounterMetricFamily(
+        "voice_loadtest_turns",
+        "Conversation turns by outcome.",
+        labels=["target", "scenario", "outcome"],
+    )
+    for key, value in sorted(c.items()):
+        if key.startswith("turns@"):
+            scenario = key.split("@", 1)[1]
+            good = c.get(f"turns_ok@{scenario}", 0)
+            turns.add_metric([target, scenario, "ok"], float(good))
+            turns.add_metric([target, scenario, "failed"], float(value - good))
+    yield turns
+    barges = CounterMetricFamily(
+        "voice_loadtest_barge_ins", "Barge-in attempts by outcome.", labels=["target", "outcome"]
+    )
+    barge_ok = c.get("barge_ok", 0)
+    barges.add_metric([target, "ok"], float(barge_ok))
+    barges.add_metric([target, "failed"], float(c.get("barge_attempts", 0) - barge_ok))
+    yield barges
+    errors = CounterMetricFamily(
+        "voice_loadtest_errors", "Failures by stable error name.", labels=["target", "error"]
+    )
+    for name, value in sorted(snap.stats.errors.items()):
+        errors.add_metric([target, name], float(value))
+    yield errors
+
+
+def _run_state(snap: Snapshot) -> Iterator[Metric]:
+    state = GaugeMetricFamily(
+        "voice_loadtest_run_state", "1 for the current run state.", labels=["state"]
+    )
+    for name in _STATES:
+        state.add_metric([name], 1.0 if name == snap.state else 0.0)
+    yield state
+    users = GaugeMetricFamily(
+        "voice_loadtest_users", "Simulated callers running.", labels=["target"]
+    )
+    users.add_metric([snap.target], float(snap.users))
+    yield users
+    workers = GaugeMetricFamily(
+        "voice_loadtest_workers", "Connected workers by state.", labels=["state"]
+    )
+    for name, n in sorted(snap.workers.items()):
+        workers.add_metric([name], float(n))
+    yield workers
+    cpu = GaugeMetricFamily(
+        "voice_loadtest_worker_cpu_percent", "CPU of each load worker.", labels=["worker"]
+    )
+    for worker, percent in sorted(snap.worker_cpu_percent.items()):
+        cpu.add_metric([worker], percent)
+    yield cpu
+    c = snap.stats.counters
+    factor = GaugeMetricFamily(
+        "voice_loadtest_realtime_factor", "Audio time streamed / wall time taken (1 = real time)."
+    )
+    due, actual = c.get("stream_due_us", 0), c.get("stream_actual_us", 0)
+    factor.add_metric([], due / actual if actual else 1.0)
+    yield factor
+
+
+def _locust(snap: Snapshot) -> Iterator[Metric]:
+    labels = ["target", "name"]
+    requests = CounterMetricFamily(
+        "voice_loadtest_locust_requests", "Locust requests by name.", labels=labels
+    )
+    failures = CounterMetricFamily(
+        "voice_loadtest_locust_failures", "Locust failures by name.", labels=labels
+    )
+    rps = GaugeMetricFamily(
+        "voice_loadtest_locust_requests_per_second", "Current request rate by name.", labels=labels
+    )
+    current = GaugeMetricFamily(
+        "voice_loadtest_locust_response_time_seconds",
+        "Locust's current response-time percentiles by name.",
+        labels=[*labels, "quantile"],
+    )
+    for row in snap.requests:
+        key = [snap.target, row.name]
+        requests.add_metric(key, float(row.requests))
+        failures.add_metric(key, float(row.failures))
+        rps.add_metric(key, row.rps)
+        for quantile, value in (("0.5", row.p50_ms), ("0.95", row.p95_ms), ("0.99", row.p99_ms)):
+            if value is not None:
+                current.add_metric([*key, quantile], value / 1000.0)
+    yield from (requests, failures, rps, current)
+
+
+def _slo(snap: Snapshot) -> Iterator[Metric]:
+    if snap.slo is None:
+        return
+    family = GaugeMetricFamily(
+        "voice_loadtest_slo_threshold",
+        "SLO thresholds (seconds for latencies, ratio for rates), for dashboards and alerts.",
+        labels=["check", "level"],
+    )
+    for check in snap.slo.checks:
+        scale = 1.0 if check.higher_is_better else 0.001
+        family.add_metric([check.key, "target"], check.target * scale)
+        family.add_metric([check.key, "acceptable"], check.acceptable * scale)
+    yield family
+    if snap.slo_verdict is not None:
+        verdict = GaugeMetricFamily(
+            "voice_loadtest_slo_verdict", "1 for the final SLO verdict.", labels=["verdict"]
+        )
+        for name in ("pass", "warn", "fail", "invalid"):
+            verdict.add_metric([name], 1.0 if name == snap.slo_verdict else 0.0)
+        yield verdict
+
+
+def _azure(snap: Snapshot) -> Iterator[Metric]:
+    if not snap.azure_monitor and not snap.azure_monitor_errors:
+        return
+    values = GaugeMetricFamily(
+        "voice_loadtest_azure_monitor_value",
+        "Latest Azure Monitor value of the agent's resources.",
+        labels=["resource", "metric", "aggregation"],
+    )
+    for v in snap.azure_monitor:
+        values.add_metric([v.resource, v.metric, v.aggregation], v.value)
+    yield values
+    errors = CounterMetricFamily(
+        "voice_loadtest_azure_monitor_errors",
+        "Azure Monitor query failures by cause.",
+        labels=["cause"],
+    )
+    for cause, n in sorted(snap.azure_monitor_errors.items()):
+        errors.add_metric([cause], float(n))
+    yield errors
+
+
+class VoiceCollector(Collector):
+    """Builds every family from ``snapshot()`` at scrape time."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        yield from _histograms(snap)
+        yield from _counters(snap)
+        yield from _run_state(snap)
+        yield from _locust(snap)
+        yield from _slo(snap)
+        yield from _azure(snap)
