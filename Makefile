@@ -7,7 +7,7 @@ PCM_DIR ?= audio_cache
 export PCM_DIR
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint format types test test-unit test-integration generate_audio inspect-audio \
+.PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
         agent demo run_load_test clean
 
 help: ## list the targets
@@ -33,10 +33,13 @@ types: venv ## mypy --strict on the package
 test-unit: venv ## pure, fast tests
 	$(BIN)/pytest tests/unit -q
 
-test-integration: venv ## real servers, processes and engines
+test-deps: ## install system packages the integration tests use (idempotent)
+	@bash scripts/test-deps.sh
+
+test-integration: venv test-deps ## real servers, processes and engines
 	$(BIN)/pytest tests/integration -q
 
-test: lint types ## everything CI runs: lint, types, unit and integration tests
+test: lint types test-deps ## everything CI runs: lint, types, unit and integration tests
 	$(BIN)/pytest tests -q
 
 generate_audio: venv ## offline caller audio into $(PCM_DIR) (ENGINE=azure for Azure Speech)
