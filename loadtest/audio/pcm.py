@@ -7,6 +7,8 @@ source of randomness (comfort noise) is a seed passed in.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import soxr
 
@@ -93,12 +95,17 @@ def split_frames(data: bytes, sample_rate: int, frame_ms: int) -> list[bytes]:
 
 
 def rms_dbfs(data: bytes) -> float:
-    """Root-mean-square level of PCM16 ``data`` in dBFS (``-inf`` for digital silence)."""
+    """Root-mean-square level of PCM16 ``data`` in dBFS (``-inf`` for digital silence).
+
+    Runs for every inbound frame in the agent simulator's VAD, so it is one dot product.
+    """
     samples = np.frombuffer(data, dtype="<i2").astype(np.float64)
     if samples.size == 0:
         return float("-inf")
-    rms = float(np.sqrt(np.mean(samples * samples)))
-    return float("-inf") if rms == 0.0 else 20.0 * float(np.log10(rms / 32768.0))
+    energy = float(samples @ samples)
+    if energy == 0.0:
+        return float("-inf")
+    return 10.0 * math.log10(energy / samples.size / (32768.0 * 32768.0))
 
 
 def comfort_noise_frames(

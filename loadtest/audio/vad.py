@@ -198,8 +198,15 @@ class SpeechSegmenter:
 
     def push(self, frame: bytes) -> VadEvent | None:
         """Classify one frame; return the event it completes, if any."""
+        return self._advance(self._classifier.is_speech(frame))
+
+    def push_silent(self) -> VadEvent | None:
+        """Account for one frame the sender flagged silent, without classifying it."""
+        return self._advance(False)
+
+    def _advance(self, speech: bool) -> VadEvent | None:
         self._index += 1
-        if self._classifier.is_speech(frame):
+        if speech:
             self._run += 1
             self._quiet = 0
             if self.in_speech:
