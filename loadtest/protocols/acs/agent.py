@@ -1,0 +1,213 @@
+"""ACS media streaming, agent side (sans-I/O): what the simulator reads and sends.
+
+:func:`parse_caller` decodes caller messages (raising :class:`AcsProtocolError` with a short
+``reason`` for anything that does not fit); :func:`encode_agent_audio`, :func:`encode_stop`
+and :func:`encode_transcript` build the agent's messages in either :class:`Casing`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+from typing import Any
+
+from loadtest.errors import ProtocolError
+from loadtest.protocols.acs._common import SAMPLE_WIDTH, get_ci
+from loadtest.protocols.base import (
+    CallerAudio,
+    CallerDtmf,
+    CallerMessage,
+    CallerMetadata,
+    CallerOther,
+    WireMessage,
+)
+
+__all__ = [
+    "AcsProtocolError",
+    "Casing",
+    "encode_agent_audio",
+    "encode_stop",
+    "encode_transcript",
+    "parse_caller",
+]
+
+
+class AcsProtocolError(ProtocolError):
+    """A caller message does not fit ACS; ``reason`` is a short snake_case label for counting
+    (``not_json``, ``binary_frame``, ``missing_kind``, ``missing_field``, ``bad_value``,
+    ``invalid_base64``, ``odd_length``, ``empty_audio``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Casing(enum.Enum):
+    """Which spelling of the agent's messages to send.
+
+    ``CAMEL``: ``{"kind":"AudioData","audioData":{"data":…}}``, ``{"kind":"StopAudio",
+    "stopAudio":{}}`` (the documented shape). ``PASCAL``: ``{"Kind":"AudioData","AudioData":
+    {"Data":…},"StopAudio":null}``, ``{"Kind":"StopAudio","AudioData":null,"StopAudio":{}}``
+    (what several ACS samples and SDK serialisers send).
+    """
+
+    CAMEL = "camel"
+    PASCAL = "pascal"
+
+
+def _loads_object(message: WireMessage) -> dict[str, Any]:
+    if not isinstance(message, str):
+        raise AcsProtocolError("binary_frame", f"binary frame of {len(message)} bytes")
+    try:
+        obj = json.loads(message)
+    except (ValueError, RecursionError) as exc:
+        raise AcsProtocolError("not_json", "message is not JSON") from exc
+    if not isinstance(obj, dict):
+        raise AcsProtocolError("not_json", "message is not a JSON object")
+    return obj
+
+
+def _body(obj: dict[str, Any], camel: str, kind: str) -> dict[str, Any]:
+    body = get_ci(obj, camel, camel[0].upper() + camel[1:])
+    if not isinstance(body, dict):
+        raise AcsProtocolError("missing_field", f"{kind} without a {camel} object")
+    return body
+
+
+def _int_field(body: dict[str, Any], camel: str, kind: str) -> int | None:
+    """A positive integer field, ``None`` when absent; channels may also be mono/stereo."""
+    value = get_ci(body, camel, camel[0].upper() + camel[1:])
+    if value is None:
+        return None
+    if camel == "channels" and isinstance(value, str) and value.lower() in _CHANNEL_NAMES:
+        return _CHANNEL_NAMES[value.lower()]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise AcsProtocolError("bad_value", f"{kind} {camel}={value!r} is not a positive integer")
+    return value
+
+
+_CHANNEL_NAMES = {"mono": 1, "stereo": 2}
+
+
+def _parse_metadata(obj: dict[str, Any]) -> CallerMetadata:
+    body = _body(obj, "audioMetadata", "AudioMetadata")
+    sample_rate = _int_field(body, "sampleRate", "AudioMetadata")
+    if sample_rate is None:
+        raise AcsProtocolError("missing_field", "AudioMetadata without sampleRate")
+    channels = _int_field(body, "channels", "AudioMetadata") or 1
+    encoding = get_ci(body, "encoding", "Encoding")
+    if encoding is None:
+        encoding = "PCM"
+    if not isinstance(encoding, str):
+        raise AcsProtocolError("bad_value", f"AudioMetadata encoding={encoding!r}")
+    length = _int_field(body, "length", "AudioMetadata")
+    frame_ms = 20
+    if length is not None:
+        frame_ms, rest = divmod(length * 1000, sample_rate * SAMPLE_WIDTH * channels)
+        if rest or frame_ms <= 0:
+            raise AcsProtocolError(
+                "bad_value", f"AudioMetadata length={length} is not a whole number of ms"
+            )
+    return CallerMetadata(
+        sample_rate=sample_rate, channels=channels, frame_ms=frame_ms, encoding=encoding
+    )
+
+
+def _parse_audio(obj: dict[str, Any]) -> CallerAudio:
+    body = _body(obj, "audioData", "AudioData")
+    fields = {key.lower(): value for key, value in body.items()}  # one pass, any casing
+    data = fields.get("data")
+    if not isinstance(data, str):
+        raise AcsProtocolError("missing_field", "AudioData without base64 data")
+    try:
+        pcm = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AcsProtocolError("invalid_base64", "AudioData data is not valid base64") from exc
+    if not pcm:
+        raise AcsProtocolError("empty_audio", "AudioData carries no audio")
+    if len(pcm) % SAMPLE_WIDTH:
+        raise AcsProtocolError("odd_length", f"AudioData of {len(pcm)} bytes is not PCM16")
+    silent = fields.get("silent", fields.get("issilent"))
+    timestamp = fields.get("timestamp")
+    participant = fields.get("participantrawid")
+    return CallerAudio(
+        pcm=pcm,
+        silent=silent is True,
+        timestamp=timestamp if isinstance(timestamp, str) else None,
+        participant=participant if isinstance(participant, str) else None,
+    )
+
+
+def _parse_dtmf(obj: dict[str, Any]) -> CallerDtmf:
+    body = _body(obj, "dtmfData", "DtmfData")
+    tone = get_ci(body, "data", "Data")
+    if not isinstance(tone, str) or not tone:
+        raise AcsProtocolError("missing_field", "DtmfData without a tone")
+    return CallerDtmf(tone=tone)
+
+
+def parse_caller(message: WireMessage) -> CallerMessage:
+    """Parse one caller message (agent side); decodes the audio.
+
+    Returns :class:`CallerMetadata`, :class:`CallerAudio`, :class:`CallerDtmf`, or
+    :class:`CallerOther` for a well-formed message of another kind. Raises
+    :class:`AcsProtocolError` (a :class:`ProtocolError`) for binary frames, non-JSON, a
+    missing kind or field, invalid base64, empty or odd-length audio. Sample-rate support is
+    the caller's decision, not checked here.
+    """
+    obj = _loads_object(message)
+    kind = get_ci(obj, "kind", "Kind")
+    if not isinstance(kind, str):
+        raise AcsProtocolError("missing_kind", "message without a string kind")
+    lowered = kind.lower()
+    if lowered == "audiodata":
+        return _parse_audio(obj)
+    if lowered == "audiometadata":
+        return _parse_metadata(obj)
+    if lowered == "dtmfdata":
+        return _parse_dtmf(obj)
+    return CallerOther(kind=kind)
+
+
+def encode_agent_audio(pcm: bytes, casing: Casing = Casing.CAMEL) -> str:
+    """One agent ``AudioData`` message carrying PCM16 ``pcm`` (compact JSON)."""
+    data = base64.b64encode(pcm).decode("ascii")
+    if casing is Casing.PASCAL:
+        return '{"Kind":"AudioData","AudioData":{"Data":"' + data + '"},"StopAudio":null}'
+    return '{"kind":"AudioData","audioData":{"data":"' + data + '"}}'
+
+
+def encode_stop(casing: Casing = Casing.CAMEL) -> str:
+    """The agent's ``StopAudio`` message: the caller flushes its playback buffer."""
+    if casing is Casing.PASCAL:
+        return '{"Kind":"StopAudio","AudioData":null,"StopAudio":{}}'
+    return '{"kind":"StopAudio","stopAudio":{}}'
+
+
+def encode_transcript(
+    text: str, casing: Casing = Casing.CAMEL, *, participant_raw_id: str = "agent"
+) -> str:
+    """A ``TranscriptionData`` text message (final result) carrying ``text``.
+
+    ACS sends this shape to the agent when transcription is on; the simulator sends it to the
+    caller (``--transcripts``) so clients can test ``RESPONSE_TOKENS`` matching.
+    """
+    if casing is Casing.PASCAL:
+        body = {
+            "Text": text,
+            "Format": "display",
+            "ResultStatus": "Final",
+            "ParticipantRawID": participant_raw_id,
+        }
+        message: dict[str, object] = {"Kind": "TranscriptionData", "TranscriptionData": body}
+    else:
+        body = {
+            "text": text,
+            "format": "display",
+            "resultStatus": "Final",
+            "participantRawID": participant_raw_id,
+        }
+        message = {"kind": "TranscriptionData", "transcriptionData": body}
+    return json.dumps(message, separators=(",", ":"))

@@ -1,0 +1,242 @@
+"""ACS media streaming, caller side (sans-I/O): what the load generator sends and hears.
+
+:func:`encode_metadata` opens a call; :func:`encode_frame` pre-encodes a PCM frame once so a
+send only inserts the timestamp (:func:`iso_timestamp`); :func:`classify` turns each agent
+message into an :class:`~loadtest.protocols.base.Inbound` without decoding audio.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from loadtest.protocols.acs._common import SAMPLE_WIDTH, get_ci
+from loadtest.protocols.base import Inbound, InboundKind, WireMessage
+
+__all__ = [
+    "DEFAULT_PARTICIPANT",
+    "DEFAULT_SUBSCRIPTION_ID",
+    "PreEncodedFrame",
+    "classify",
+    "encode_audio_data",
+    "encode_dtmf",
+    "encode_frame",
+    "encode_metadata",
+    "iso_timestamp",
+]
+
+DEFAULT_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
+DEFAULT_PARTICIPANT = "8:acs:voice-loadtest"
+_DETAIL_MAX_CHARS = 200
+_TEXT_WALK_MAX_STRINGS = 256
+_TEXT_WALK_MAX_DEPTH = 16
+
+
+def encode_metadata(
+    sample_rate: int,
+    channels: int = 1,
+    frame_ms: int = 20,
+    *,
+    subscription_id: str = DEFAULT_SUBSCRIPTION_ID,
+) -> str:
+    """The first message of a call: the stream's format.
+
+    ``length`` is the size in bytes of one ``frame_ms`` frame of PCM16 (640 for 20 ms at
+    16 kHz mono), as ACS sends it.
+    """
+    length = sample_rate * frame_ms // 1000 * SAMPLE_WIDTH * channels
+    body = {
+        "subscriptionId": subscription_id,
+        "encoding": "PCM",
+        "sampleRate": sample_rate,
+        "channels": channels,
+        "length": length,
+    }
+    return json.dumps({"kind": "AudioMetadata", "audioMetadata": body}, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class PreEncodedFrame:
+    """An ``AudioData`` message encoded once, minus its timestamp.
+
+    ``render(ts)`` is ``prefix + ts + suffix``: the base64 and JSON work was done when the
+    frame was built, so sending costs one string concatenation.
+    """
+
+    prefix: str
+    suffix: str
+
+    def render(self, timestamp_iso: str) -> str:
+        """The full JSON text with ``timestamp_iso`` (from :func:`iso_timestamp`) inserted."""
+        return self.prefix + timestamp_iso + self.suffix
+
+    def render_utf8(self, timestamp_iso: str) -> bytes:
+        """:meth:`render` as UTF-8 bytes, for ``send(..., text=True)`` without re-encoding."""
+        return (self.prefix + timestamp_iso + self.suffix).encode()
+
+
+def encode_frame(
+    pcm: bytes, *, participant_raw_id: str = DEFAULT_PARTICIPANT, silent: bool = False
+) -> PreEncodedFrame:
+    """Pre-encode one caller frame of PCM16 ``pcm`` (see :class:`PreEncodedFrame`)."""
+    data = base64.b64encode(pcm).decode("ascii")
+    participant = json.dumps(participant_raw_id)
+    return PreEncodedFrame(
+        prefix='{"kind":"AudioData","audioData":{"timestamp":"',
+        suffix=(
+            f'","participantRawID":{participant},"data":"{data}",'
+            f'"silent":{"true" if silent else "false"}}}}}'
+        ),
+    )
+
+
+def encode_audio_data(
+    pcm: bytes,
+    timestamp_iso: str,
+    *,
+    participant_raw_id: str = DEFAULT_PARTICIPANT,
+    silent: bool = False,
+) -> str:
+    """One caller ``AudioData`` message (encodes every time; prefer :func:`encode_frame`)."""
+    frame = encode_frame(pcm, participant_raw_id=participant_raw_id, silent=silent)
+    return frame.render(timestamp_iso)
+
+
+def encode_dtmf(tone: str) -> str:
+    """A caller ``DtmfData`` message for one tone (``0-9``, ``*``, ``#``, ``A-D``)."""
+    return json.dumps({"kind": "DtmfData", "dtmfData": {"data": tone}}, separators=(",", ":"))
+
+
+_iso_second_cache: tuple[int, str] = (-1, "")
+
+
+def iso_timestamp(epoch_ns: int) -> str:
+    """Format ``epoch_ns`` (Unix epoch, nanoseconds) as ISO-8601 UTC with milliseconds.
+
+    ``iso_timestamp(1731698172925000000) == "2024-11-15T19:16:12.925Z"``. The date part is
+    cached per second, so a call is two integer divisions and an f-string.
+    """
+    global _iso_second_cache
+    seconds, rest_ns = divmod(epoch_ns, 1_000_000_000)
+    cached_seconds, prefix = _iso_second_cache
+    if seconds != cached_seconds:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _iso_second_cache = (seconds, prefix)
+    return f"{prefix}.{rest_ns // 1_000_000:03d}Z"
+
+
+_STOP = Inbound(InboundKind.STOP)
+_OTHER = Inbound(InboundKind.OTHER)
+_audio_cache: dict[int, Inbound] = {}
+
+
+def _base64_decoded_len(data: str) -> int | None:
+    """Bytes that ``data`` decodes to, from its length and padding; ``None`` if not a multiple
+    of 4 characters."""
+    size = len(data)
+    if size % 4:
+        return None
+    padding = 2 if data.endswith("==") else 1 if data.endswith("=") else 0
+    return size // 4 * 3 - padding
+
+
+@functools.lru_cache(maxsize=64)
+def _lowered(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(t.lower() for t in tokens if t)
+
+
+def _text_fields(obj: object) -> list[str]:
+    """String values in ``obj``, depth-first, skipping payloads under keys named ``data``."""
+    found: list[str] = []
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    while stack and len(found) < _TEXT_WALK_MAX_STRINGS:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif depth >= _TEXT_WALK_MAX_DEPTH:
+            continue
+        elif isinstance(item, dict):
+            for key, value in reversed(item.items()):
+                if isinstance(key, str) and key.lower() == "data":
+                    continue
+                stack.append((value, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((value, depth + 1) for value in reversed(item))
+    return found
+
+
+def _match_tokens(texts: list[str], tokens: tuple[str, ...]) -> str | None:
+    for text in texts:
+        lowered = text.lower()
+        for token in tokens:
+            if token in lowered:
+                return text[:_DETAIL_MAX_CHARS]
+    return None
+
+
+def classify(
+    message: WireMessage,
+    response_tokens: tuple[str, ...] = (),
+    end_tokens: tuple[str, ...] = (),
+) -> Inbound:
+    """Classify one message from the agent, cheaply (it runs for every inbound frame).
+
+    * ``AudioData`` → AUDIO; ``audio_bytes`` is computed from the base64 length and padding,
+      the payload is never decoded.
+    * ``StopAudio`` → STOP.
+    * Any other message whose ``kind`` value or text fields (never a ``data`` payload) contain
+      one of ``end_tokens`` → END, else one of ``response_tokens`` → TRANSCRIPT (substring,
+      case-insensitive; ``detail`` is the matching text). Otherwise → OTHER.
+    * Binary frames, invalid JSON, non-objects, a missing or non-string ``kind``, AudioData
+      without a base64 ``data`` string → MALFORMED with a short reason in ``detail``.
+    """
+    if not isinstance(message, str):
+        return Inbound(InboundKind.MALFORMED, detail=f"binary frame of {len(message)} bytes")
+    try:
+        obj = json.loads(message)
+    except (ValueError, RecursionError):
+        return Inbound(InboundKind.MALFORMED, detail="invalid JSON")
+    if not isinstance(obj, dict):
+        return Inbound(InboundKind.MALFORMED, detail="JSON is not an object")
+    kind = get_ci(obj, "kind", "Kind")
+    if isinstance(kind, str):
+        lowered = kind.lower()
+        if lowered == "audiodata":
+            return _classify_audio(obj)
+        if lowered == "stopaudio":
+            return _STOP
+    elif kind is not None:
+        return Inbound(InboundKind.MALFORMED, detail="kind is not a string")
+    if end_tokens or response_tokens:
+        texts = _text_fields(obj)
+        matched = _match_tokens(texts, _lowered(end_tokens))
+        if matched is not None:
+            return Inbound(InboundKind.END, detail=matched)
+        matched = _match_tokens(texts, _lowered(response_tokens))
+        if matched is not None:
+            return Inbound(InboundKind.TRANSCRIPT, detail=matched)
+    if kind is None:
+        return Inbound(InboundKind.MALFORMED, detail="missing kind")
+    return _OTHER
+
+
+def _classify_audio(obj: dict[str, Any]) -> Inbound:
+    body = get_ci(obj, "audioData", "AudioData")
+    if not isinstance(body, dict):
+        return Inbound(InboundKind.MALFORMED, detail="AudioData without an audioData object")
+    data = get_ci(body, "data", "Data")
+    if not isinstance(data, str) or not data:
+        return Inbound(InboundKind.MALFORMED, detail="AudioData without base64 data")
+    size = _base64_decoded_len(data)
+    if size is None:
+        return Inbound(InboundKind.MALFORMED, detail="AudioData data is not padded base64")
+    inbound = _audio_cache.get(size)
+    if inbound is None:
+        inbound = Inbound(InboundKind.AUDIO, audio_bytes=size)
+        if len(_audio_cache) < 64:
+            _audio_cache[size] = inbound
+    return inbound

@@ -1,0 +1,54 @@
+"""Flag parsing of ``voice-loadtest agent`` (no server started)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from loadtest.agent_sim.cli import add_agent_arguments, main, run_agent, settings_from_args
+from loadtest.agent_sim.config import BargeMode, FaultKind, Pace, UniformLatency
+from loadtest.protocols.acs import Casing
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_agent_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults() -> None:
+    args = parse()
+    assert args.handler is run_agent
+    settings = settings_from_args(args)
+    assert (settings.host, settings.port, settings.path) == (
+        "127.0.0.1",
+        8010,
+        "/api/v1/media/stream",
+    )
+    assert settings.policy.endpoint_silence_ms == 500
+    assert settings.metrics_port is None and settings.ground_truth is None
+
+
+def test_all_flags() -> None:
+    settings = settings_from_args(
+        parse(
+            "--latency-dist", "uniform:600,900", "--pace", "burst", "--barge-mode", "late",
+            "--casing", "pascal", "--fault", "stall=0.5", "--fault", "refuse_503=0.1",
+            "--stall-ms", "300", "--metrics-port", "9100", "--greeting-ms", "400",
+        )
+    )  # fmt: skip
+    policy = settings.policy
+    assert policy.latency == UniformLatency(600, 900)
+    assert policy.pace is Pace.BURST and policy.barge_mode is BargeMode.LATE
+    assert policy.casing is Casing.PASCAL and policy.greeting_ms == 400
+    assert policy.faults.probabilities == ((FaultKind.STALL, 0.5), (FaultKind.REFUSE_503, 0.1))
+    assert policy.faults.stall_ms == 300
+    assert settings.metrics_port == 9100 and settings.metrics_host == "127.0.0.1"
+
+
+def test_bad_value_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--latency-ms", "300"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("voice-loadtest agent: error: --latency-ms 300 ms is below")
+    assert "\n" not in err
