@@ -8,7 +8,7 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
-        agent demo run_load_test clean
+        agent demo run_load_test bench-agent clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -69,6 +69,10 @@ run_load_test: venv audio ## headless load test: make run_load_test URL=wss://..
 	  --spawn-rate $(or $(CONCURRENT),2) --turns-per-user $(or $(TURNS),0) \
 	  --run-time $(or $(RUN_TIME),10m) $(if $(WORKERS),--workers $(WORKERS)) \
 	  --reports-dir reports --csv locust_report --pcm-dir "$(PCM_DIR)"
+
+bench-agent: venv ## agent simulator capacity: real-time calls per core (pins server and client cores)
+	$(BIN)/python -m loadtest.agent_sim.bench --calls 250,500,750,1000 --step-s 10
+	$(BIN)/python -m loadtest.agent_sim.bench --calls 500,1000,1500 --step-s 10 --no-inbound
 
 clean: ## remove caches and build output (keeps the venv and audio)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
