@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_agent_arguments(agent)
     agent.set_defaults(handler=run_agent)
 
+    from loadtest.metrics.report_cli import add_report_arguments
+
+    add_report_arguments(
+        sub.add_parser("report", help="self-contained HTML report from a summary JSON")
+    )
+
     from loadtest.runtime.runner import add_run_arguments
 
     add_run_arguments(

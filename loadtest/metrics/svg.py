@@ -38,7 +38,9 @@ _W, _H = 640, 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 58, 18, 34, 44
 _AXIS = "#6b7280"
 _GRID = "#e5e7eb"
-_MAX_POINT_MARKERS = 240  # per series; beyond this the markers are noise (and bytes)
+_CHAR_W = 6.2  # rough width of one 11 px tick-label character, for placing labels
+_SHOWN_POINTS = 60  # per series; beyond this visible dots are noise, so they turn invisible
+_MAX_POINT_MARKERS = 240  # per series; beyond this even invisible hover targets cost too much
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ def _legend(entries: Sequence[tuple[str, str, bool]]) -> list[str]:
             f'stroke-width="3"{dash} />'
             f'<text x="{_f(x + 23)}" y="18" class="legend">{_e(name)}</text>'
         )
-        x += 32 + 6.6 * len(name)
+        x += 32 + 1.07 * _CHAR_W * len(name)
     return out
 
 
@@ -218,16 +220,20 @@ def line_chart(
             f'fill="{ref.color}">{_e(ref.label)}</text>'
         )
     for s in series:
+        shown = [(x, y) for x, y in s.points if y is not None]
         for run in _runs(s.points):
             coords = " ".join(f"{_f(sx(x))},{_f(sy(y))}" for x, y in run)
             out.append(
                 f'<polyline points="{coords}" fill="none" stroke="{s.color}" stroke-width="2" '
                 'stroke-linejoin="round" />'
             )
-        shown = [(x, y) for x, y in s.points if y is not None]
+            if len(run) == 1 and len(shown) > _SHOWN_POINTS:  # a lone value between gaps
+                x, y = run[0]
+                out.append(f'<circle cx="{_f(sx(x))}" cy="{_f(sy(y))}" r="2" fill="{s.color}" />')
         if len(shown) <= _MAX_POINT_MARKERS:
+            fill = s.color if len(shown) <= _SHOWN_POINTS else "transparent"
             out += [
-                f'<circle cx="{_f(sx(x))}" cy="{_f(sy(y))}" r="2.5" fill="{s.color}">'
+                f'<circle cx="{_f(sx(x))}" cy="{_f(sy(y))}" r="3" fill="{fill}">'
                 f"<title>{_e(s.name)} at {_e(_label(x))}: {_e(f'{y:.4g}')}{_e(y_unit)}</title>"
                 "</circle>"
                 for x, y in shown
@@ -272,10 +278,13 @@ def histogram(
         )
     for i, m in enumerate(markers):
         x = sx(m.value)
+        # labels sit right of their line unless they would run off the plot
+        left = x + 3 + _CHAR_W * len(m.label) > _W - _RIGHT
+        anchor = f'x="{_f(x - 3)}" text-anchor="end"' if left else f'x="{_f(x + 3)}"'
         out.append(
             f'<line class="marker" x1="{_f(x)}" y1="{_TOP}" x2="{_f(x)}" y2="{_f(base)}" '
             f'stroke="{m.color}" stroke-width="1.5" stroke-dasharray="5 3" />'
-            f'<text x="{_f(x + 3)}" y="{_TOP + 10 + 12 * i}" class="tick" fill="{m.color}">'
+            f'<text {anchor} y="{_TOP + 10 + 12 * i}" class="tick" fill="{m.color}">'
             f"{_e(m.label)}</text>"
         )
     out.append("</svg>")
@@ -291,7 +300,9 @@ def hbar_chart(
     color: str = "#dc2626",
 ) -> str:
     """One labelled horizontal bar per ``(name, count)``, in the given order."""
-    row, name_w = 22, 230
+    row = 22
+    longest = max((min(len(name), 34) for name, _ in items), default=0)
+    name_w = int(min(240.0, max(90.0, 24 + _CHAR_W * longest)))
     height = _TOP + row * max(1, len(items)) + _BOTTOM
     top = max((n for _, n in items), default=1) or 1
     ticks = nice_ticks(0.0, float(top), 4)

@@ -12,8 +12,8 @@ from typing import Any
 from locust import User, constant, task
 
 from loadtest.runtime.caller import CallDriver
+from loadtest.runtime.harness import harness_of
 from loadtest.runtime.library import conversation_config
-from loadtest.runtime.plugin import harness_of
 
 __all__ = ["VoiceUser"]
 

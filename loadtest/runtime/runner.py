@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loadtest.errors import ConfigError, LoadtestError, TargetUnreachable
+from loadtest.metrics.report_cli import write_report
 from loadtest.runtime.transport import ConnectFailed, WebSocketTransport
 from loadtest.settings import SETTINGS, CallerSettings, parse_settings
 
@@ -197,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
         children += [subprocess.Popen(worker, env=env) for _ in range(args.workers)]
         code = master_process.wait()
         _stop(children)
+        if Path(summary).is_file():
+            report = write_report(Path(summary), Path(summary).with_suffix(".html"))
+            print(f"report: {report}")
         return code
     except KeyboardInterrupt:
         print("voice-loadtest: stopping…", file=sys.stderr)
