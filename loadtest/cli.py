@@ -7,6 +7,7 @@ with the error's exit code (1, or 2 for an unreachable target); never a tracebac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -44,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("report", help="self-contained HTML report from a summary JSON")
     )
 
+    locust = sub.add_parser(
+        "locust",
+        help="run Locust with the voice locustfile: voice-loadtest locust --master ...",
+        add_help=False,
+    )
+    locust.add_argument("locust_args", nargs=argparse.REMAINDER)  # handled in main()
+
     from loadtest.runtime.runner import add_run_arguments
 
     add_run_arguments(
@@ -52,7 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exec_locust(locust_args: Sequence[str]) -> None:
+    """Replace this process with ``locust -f <packaged locustfile> ARGS`` (signals go to it)."""
+    from loadtest.runtime.runner import LOCUSTFILE
+
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *locust_args]
+    os.execv(sys.executable, command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["locust"]:  # pass everything through, --help included
+        _exec_locust(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

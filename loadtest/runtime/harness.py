@@ -50,7 +50,7 @@ class Harness:
     def __init__(self, environment: Any) -> None:
         self.environment = environment
         self.stats = VoiceStats()  # this process's delta (workers ship and reset it)
-        self.total = VoiceStats()  # master/standalone: everything merged
+        self.total = VoiceStats()  # master/standalone: everything merged; worker: all it shipped
         self.settings: CallerSettings | None = None
         self.library: AudioLibrary | None = None
         self.slo: SloConfig = DEFAULT_SLO
@@ -208,8 +208,16 @@ class Harness:
             self.azure_poller = AzureMonitorPoller(config)
             self.azure_poller.start()
 
+    def ship(self) -> dict[str, Any]:
+        """A worker's report: the delta since the last one (also kept for its own /metrics)."""
+        payload = self.stats.take_delta()
+        self.total.merge(payload)
+        return payload
+
     def serve(self, host: str, port: int) -> None:
-        if self._server is None and port > 0 and self.role != "worker":
+        """``/metrics`` + ``/healthz``: the run on the master/standalone, the process's own
+        harness health on a worker (its probe endpoint)."""
+        if self._server is None and port > 0:
             self._server = serve_metrics(self.snapshot, host, port)
 
     # -------------------------------------------------------------- summary

@@ -138,7 +138,7 @@ def register(events: Any) -> None:
         harness = harness_of(environment)
 
         def ship(client_id: str, data: dict[str, Any], **__: Any) -> None:
-            data["voice"] = harness.stats.take_delta()
+            data["voice"] = harness.ship()
 
         def merge(client_id: str, data: dict[str, Any], **__: Any) -> None:
             if "voice" in data:

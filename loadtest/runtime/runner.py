@@ -191,8 +191,10 @@ def run(args: argparse.Namespace) -> int:
             *(["--slo-file", str(args.slo)] if args.slo else []),
             *shlex.split(args.locust_args),
         ]  # fmt: skip
-        worker = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
-                  "--master-host", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
+        worker = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+            "--master-host", "127.0.0.1", "--master-port", str(port), "--metrics-port", "0",
+        ]  # fmt: skip
         master_process = subprocess.Popen(master, env=env)
         children.append(master_process)
         children += [subprocess.Popen(worker, env=env) for _ in range(args.workers)]
