@@ -37,7 +37,6 @@ from loadtest.conversation import (
     choose_scenario,
 )
 from loadtest.metrics.voice_stats import VoiceStats
-from loadtest.protocols import acs
 from loadtest.runtime.library import AudioLibrary
 from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport, close_is_benign
 from loadtest.settings import CallerSettings
@@ -54,6 +53,17 @@ class Sink(Protocol):
     stats: VoiceStats
 
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None: ...
+
+
+class _Call:
+    """What a protocol needs to open/close one call."""
+
+    __slots__ = ("call_id", "frame_ms", "sample_rate")
+
+    def __init__(self, call_id: str, library: AudioLibrary) -> None:
+        self.call_id = call_id
+        self.sample_rate = library.sample_rate
+        self.frame_ms = library.chunk_ms
 
 
 class CallDriver:
@@ -109,12 +119,17 @@ class CallDriver:
         transport, connect_started = connected
         plan = build_plan(choose_scenario(self.library.scenarios, self.rng), self.config, self.rng)
         conversation = Conversation(plan, self.config)
+        protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
         receiver = None
+        frames_sent = 0
         try:
-            transport.send_text(self.library.metadata)
+            for message in protocol.open_messages(call):
+                transport.send(message)
             conversation.start(time.monotonic_ns(), connect_started_ns=connect_started)
             receiver = gevent.spawn(self._receive_loop, transport, conversation)
-            self._send_loop(transport, conversation)
+            frames_sent = self._send_loop(transport, conversation)
+            for message in protocol.close_messages(call, frames_sent):
+                transport.send(message)
         except Closed as exc:
             conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
         finally:
@@ -124,11 +139,13 @@ class CallDriver:
             self._forward(conversation)
             self._record_counters(conversation)
 
-    def _send_loop(self, transport: WebSocketTransport, conversation: Conversation) -> None:
+    def _send_loop(self, transport: WebSocketTransport, conversation: Conversation) -> int:
+        """Stream until the conversation is done; returns the number of frames sent."""
         frames, tail = self.library.frames, self.library.tail
         stats = self.sink.stats
         epoch_offset_ns = time.time_ns() - time.monotonic_ns()
         count, first_due, last_sent = 0, 0, 0
+        start_ns = conversation.next_deadline_ns() or time.monotonic_ns()
         while not conversation.done:
             deadline = conversation.next_deadline_ns()
             if deadline is None:
@@ -143,14 +160,14 @@ class CallDriver:
                     encoded = frames[frame.audio_key][frame.index]
                 else:
                     encoded = tail[frame.index % len(tail)]
-                timestamp = acs.iso_timestamp(frame.due_ns + epoch_offset_ns)
-                transport.send_text(encoded.render(timestamp))
+                count += 1
+                media_ms = (frame.due_ns - start_ns) // 1_000_000
+                transport.send(encoded.render(count, media_ms, frame.due_ns + epoch_offset_ns))
                 last_sent = time.monotonic_ns()
                 lateness_ns = conversation.sent(frame, last_sent)
                 stats.observe("frame_lateness_ms", lateness_ns / 1e6)
-                if not count:
+                if count == 1:
                     first_due = frame.due_ns
-                count += 1
             self._forward(conversation)
         if count:
             # Realised pace: audio time sent over the wall time it took (1.0 = real time).
@@ -158,9 +175,11 @@ class CallDriver:
             stats.count("frames_sent", count)
             stats.count("stream_due_us", count * chunk_us)
             stats.count("stream_actual_us", (last_sent - first_due) // 1000 + chunk_us)
+        return count
 
     def _receive_loop(self, transport: WebSocketTransport, conversation: Conversation) -> None:
         tokens = (self.settings.response_tokens, self.settings.end_tokens)
+        classify = self.library.protocol.classify
         stats = self.sink.stats
         burst = 0
         received = 0
@@ -168,7 +187,7 @@ class CallDriver:
             while not conversation.done:
                 message = transport.recv()
                 arrival = time.monotonic_ns()
-                conversation.receive(acs.classify(message, *tokens), arrival)
+                conversation.receive(classify(message, *tokens), arrival)
                 received += 1
                 burst += 1
                 if burst >= _YIELD_EVERY:

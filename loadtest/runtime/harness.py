@@ -104,7 +104,7 @@ class Harness:
             for warning in self.library.warnings:
                 log.warning(warning)
         if self.library is not None:
-            conversation_config(settings, self.library.sample_rate)  # validate combinations
+            conversation_config(settings, self.library.agent_sample_rate)  # validate combinations
         seed = settings.seed
         self.rng = random.Random(None if seed is None else f"{seed}-{os.getpid()}")
         self.settings = settings

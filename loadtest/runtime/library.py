@@ -9,14 +9,15 @@ frames flagged ``silent``), also pre-encoded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from loadtest.audio.cache import AudioCache, load_cache
-from loadtest.audio.pcm import comfort_noise_frames, duration_ms, frame_size, split_frames
+from loadtest.audio.pcm import comfort_noise_frames, duration_ms, frame_size
 from loadtest.conversation import ConversationConfig, GreetingMode, Scenario, TurnAudio
 from loadtest.errors import ConfigError
-from loadtest.protocols import acs
+from loadtest.protocols import caller_protocol
+from loadtest.protocols.caller_api import CallerFrame, CallerProtocol
 from loadtest.settings import CallerSettings
 
 __all__ = ["AudioLibrary", "conversation_config"]
@@ -52,11 +53,15 @@ class AudioLibrary:
 
     sample_rate: int
     chunk_ms: int
+    protocol: CallerProtocol
     scenarios: tuple[Scenario, ...]
-    frames: Mapping[str, tuple[acs.PreEncodedFrame, ...]]
-    tail: tuple[acs.PreEncodedFrame, ...]
-    metadata: str
+    frames: Mapping[str, Sequence[CallerFrame]]
+    tail: Sequence[CallerFrame]
     warnings: tuple[str, ...] = ()
+
+    @property
+    def agent_sample_rate(self) -> int:
+        return self.protocol.agent_sample_rate(self.sample_rate)
 
     @classmethod
     def load(cls, settings: CallerSettings) -> AudioLibrary:
@@ -74,15 +79,14 @@ class AudioLibrary:
                 f"SCENARIO_WEIGHTS names {', '.join(unknown)}, not in the audio cache "
                 f"{cache.directory} (has: {', '.join(cache.scenarios)})"
             )
-        frames: dict[str, tuple[acs.PreEncodedFrame, ...]] = {}
+        protocol = caller_protocol(settings.ws_protocol)
+        frames: dict[str, Sequence[CallerFrame]] = {}
         scenarios = []
         for name, clips in cache.scenarios.items():
             turns = []
             for clip in clips:
                 key = clip.entry.filename
-                frames[key] = tuple(
-                    acs.encode_frame(f) for f in split_frames(clip.pcm, rate, chunk)
-                )
+                frames[key] = protocol.encode_clip(clip.pcm, rate, chunk)
                 turns.append(
                     TurnAudio.from_manifest(
                         key,
@@ -97,17 +101,19 @@ class AudioLibrary:
         return cls(
             sample_rate=rate,
             chunk_ms=chunk,
+            protocol=protocol,
             scenarios=tuple(scenarios),
             frames=frames,
-            tail=_tail_frames(settings.silence_mode, rate, chunk),
-            metadata=acs.encode_metadata(rate, 1, chunk),
+            tail=_tail_frames(protocol, settings.silence_mode, rate, chunk),
             warnings=cache.warnings,
         )
 
 
-def _tail_frames(mode: str, rate: int, chunk_ms: int) -> tuple[acs.PreEncodedFrame, ...]:
+def _tail_frames(
+    protocol: CallerProtocol, mode: str, rate: int, chunk_ms: int
+) -> Sequence[CallerFrame]:
     if mode == "noise":
         noise = comfort_noise_frames(rate, chunk_ms, _TAIL_FRAMES, level_dbfs=-65.0, seed=1)
-        return tuple(acs.encode_frame(f) for f in noise)
+        return protocol.encode_silence(noise, rate, flagged=False)
     zeros = bytes(frame_size(rate, chunk_ms))
-    return (acs.encode_frame(zeros, silent=mode == "flagged"),)
+    return protocol.encode_silence([zeros], rate, flagged=mode == "flagged")

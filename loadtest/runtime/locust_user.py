@@ -31,7 +31,7 @@ class VoiceUser(User):
         self._driver = CallDriver(
             harness.settings,
             harness.library,
-            conversation_config(harness.settings, harness.library.sample_rate),
+            conversation_config(harness.settings, harness.library.agent_sample_rate),
             harness,
             random.Random(harness.rng.random()),
         )

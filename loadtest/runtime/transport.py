@@ -121,13 +121,17 @@ class WebSocketTransport:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._ws = ws
 
-    def send_text(self, text: str) -> None:
-        """Send one text frame; raises :class:`Closed` if the connection is gone."""
+    def send(self, message: str | bytes) -> None:
+        """Send one message (``str``: text frame, ``bytes``: binary frame); raises
+        :class:`Closed` if the connection is gone."""
         ws = self._ws
         if ws is None:
             raise Closed(1006, "not connected")
         try:
-            ws.send(text)
+            if isinstance(message, str):
+                ws.send(message)
+            else:
+                ws.send_bytes(message)
         except (websocket.WebSocketConnectionClosedException, OSError) as exc:
             raise Closed(1006, f"send failed: {exc}") from exc
 

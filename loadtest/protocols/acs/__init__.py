@@ -35,6 +35,7 @@ from loadtest.protocols.acs.agent import (
 from loadtest.protocols.acs.caller import (
     DEFAULT_PARTICIPANT,
     DEFAULT_SUBSCRIPTION_ID,
+    AcsCaller,
     PreEncodedFrame,
     classify,
     encode_audio_data,
@@ -47,6 +48,7 @@ from loadtest.protocols.acs.caller import (
 __all__ = [
     "DEFAULT_PARTICIPANT",
     "DEFAULT_SUBSCRIPTION_ID",
+    "AcsCaller",
     "AcsProtocolError",
     "Casing",
     "PreEncodedFrame",

@@ -11,15 +11,19 @@ import base64
 import functools
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from loadtest.audio.pcm import split_frames
 from loadtest.protocols.acs._common import SAMPLE_WIDTH, get_ci
 from loadtest.protocols.base import Inbound, InboundKind, WireMessage
+from loadtest.protocols.caller_api import CallContext
 
 __all__ = [
     "DEFAULT_PARTICIPANT",
     "DEFAULT_SUBSCRIPTION_ID",
+    "AcsCaller",
     "PreEncodedFrame",
     "classify",
     "encode_audio_data",
@@ -240,3 +244,39 @@ def _classify_audio(obj: dict[str, Any]) -> Inbound:
         if len(_audio_cache) < 64:
             _audio_cache[size] = inbound
     return inbound
+
+
+@dataclass(frozen=True, slots=True)
+class _AcsFrame:
+    frame: PreEncodedFrame
+
+    def render(self, seq: int, media_ms: int, epoch_ns: int) -> str:
+        return self.frame.render(iso_timestamp(epoch_ns))
+
+
+class AcsCaller:
+    """ACS as a :class:`~loadtest.protocols.caller_api.CallerProtocol`."""
+
+    name = "acs"
+
+    def agent_sample_rate(self, cache_rate: int) -> int:
+        return cache_rate  # the agent answers in the format the caller declared
+
+    def encode_clip(self, pcm: bytes, sample_rate: int, frame_ms: int) -> list[_AcsFrame]:
+        return [_AcsFrame(encode_frame(f)) for f in split_frames(pcm, sample_rate, frame_ms)]
+
+    def encode_silence(
+        self, frames: Sequence[bytes], sample_rate: int, *, flagged: bool
+    ) -> list[_AcsFrame]:
+        return [_AcsFrame(encode_frame(f, silent=flagged)) for f in frames]
+
+    def open_messages(self, call: CallContext) -> list[WireMessage]:
+        return [encode_metadata(call.sample_rate, 1, call.frame_ms)]
+
+    def close_messages(self, call: CallContext, frames_sent: int) -> list[WireMessage]:
+        return []
+
+    def classify(
+        self, message: WireMessage, response_tokens: tuple[str, ...], end_tokens: tuple[str, ...]
+    ) -> Inbound:
+        return classify(message, response_tokens, end_tokens)
