@@ -8,7 +8,7 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
-        agent demo run_load_test bench-agent clean
+        agent demo run_load_test bench-agent push-audio pull-audio clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -69,6 +69,12 @@ run_load_test: venv audio ## headless load test: make run_load_test URL=wss://..
 	  --spawn-rate $(or $(CONCURRENT),2) --turns-per-user $(or $(TURNS),0) \
 	  --run-time $(or $(RUN_TIME),10m) $(if $(WORKERS),--workers $(WORKERS)) \
 	  --reports-dir reports --csv locust_report --pcm-dir "$(PCM_DIR)"
+
+push-audio: venv ## upload $(PCM_DIR) to Azure Blob (AZURE_STORAGE_CONNECTION_STRING or AUDIO_BLOB_ACCOUNT_URL [+ AUDIO_BLOB_SAS]); PUSH_ARGS=--delete
+	$(BIN)/voice-loadtest audio push "$(PCM_DIR)" $(PUSH_ARGS)
+
+pull-audio: venv ## download and verify the Blob audio cache into $(PCM_DIR)
+	$(BIN)/voice-loadtest audio pull "$(PCM_DIR)" $(PULL_ARGS)
 
 bench-agent: venv ## agent simulator capacity: real-time calls per core (pins server and client cores)
 	$(BIN)/python -m loadtest.agent_sim.bench --calls 250,500,750,1000 --step-s 10

@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     audio_sub = audio_parser.add_subparsers(dest="audio_command", required=True, metavar="ACTION")
     audio.add_inspect_arguments(audio_sub.add_parser("inspect", help="audit a cache folder"))
 
+    from loadtest.storage.commands import add_storage_arguments
+
+    add_storage_arguments(audio_sub)
+
     from loadtest.agent_sim.cli import add_agent_arguments, run_agent
 
     agent = sub.add_parser("agent", help="run the reference voice agent (ACS simulator)")

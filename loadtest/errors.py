@@ -13,6 +13,7 @@ it never shows a traceback for these.
     │   └── ManifestError      malformed line, missing field, names a missing file
     ├── TtsError               a TTS engine failed (credentials, network, cancelled synthesis)
     ├── StorageError           the audio store could not be read or written
+    │   └── ObjectNotFound     the named object is not in the store
     ├── ProtocolError          a peer sent a message that does not fit the wire protocol
     └── TargetUnreachable      the agent under test cannot be reached (exit code 2: the run
                                is invalid, not failed)
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "LoadtestError",
     "ManifestError",
+    "ObjectNotFound",
     "ProtocolError",
     "StorageError",
     "TargetUnreachable",
@@ -67,6 +69,10 @@ class TtsError(LoadtestError):
 
 class StorageError(LoadtestError):
     """The audio store could not be read or written."""
+
+
+class ObjectNotFound(StorageError):
+    """The named object is not in the store (the container exists)."""
 
 
 class ProtocolError(LoadtestError):
