@@ -32,6 +32,7 @@ __all__ = [
     "HISTOGRAM_METRICS",
     "LATENCY_BUCKETS_S",
     "LATENESS_BUCKETS_S",
+    "SHORT_BUCKETS_S",
     "AzureMonitorValue",
     "RequestRow",
     "Snapshot",
@@ -69,6 +70,12 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 )
 """Voice latency buckets (s): 50–100 ms steps below 1 s, coarser up to 30 s."""
 
+SHORT_BUCKETS_S: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2,
+    0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
+)  # fmt: skip
+"""Buckets (s) for short intervals: connect time, greeting latency, agent audio gaps."""
+
 LATENESS_BUCKETS_S: tuple[float, ...] = (
     0.0005,
     0.001,
@@ -97,10 +104,10 @@ HISTOGRAM_METRICS: Mapping[str, tuple[str, tuple[float, ...], str]] = {
     ),
     "greeting_ms": (
         "voice_loadtest_greeting_seconds",
-        LATENCY_BUCKETS_S,
+        SHORT_BUCKETS_S,
         "First greeting audio after the call connected.",
     ),
-    "connect_ms": ("voice_loadtest_connect_seconds", LATENCY_BUCKETS_S, "WebSocket upgrade time."),
+    "connect_ms": ("voice_loadtest_connect_seconds", SHORT_BUCKETS_S, "WebSocket upgrade time."),
     "turn_ms": (
         "voice_loadtest_turn_duration_seconds",
         LATENCY_BUCKETS_S,
@@ -113,7 +120,7 @@ HISTOGRAM_METRICS: Mapping[str, tuple[str, tuple[float, ...], str]] = {
     ),
     "agent_gap_ms": (
         "voice_loadtest_agent_audio_gap_seconds",
-        LATENCY_BUCKETS_S,
+        SHORT_BUCKETS_S,
         "Gaps between consecutive agent audio messages within an answer.",
     ),
     "frame_lateness_ms": (
