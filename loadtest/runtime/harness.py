@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 
 from loadtest.metrics.azure_monitor import AzureMonitorPoller
 from loadtest.metrics.azure_monitor_config import AzureMonitorConfig
@@ -59,6 +60,7 @@ class Harness:
         self.window = VoiceStats()  # master/standalone: the current timeline window
         self.timeline: list[dict[str, Any]] = []
         self._greenlets: list[gevent.Greenlet] = []
+        self.ready = gevent.event.Event()  # set once settings and audio are loaded
         self._server: Any = None
         self.probe_failed: str | None = None
         self.verdict: str | None = None
@@ -108,6 +110,7 @@ class Harness:
         seed = settings.seed
         self.rng = random.Random(None if seed is None else f"{seed}-{os.getpid()}")
         self.settings = settings
+        self.ready.set()
         return settings
 
     def absorb(self, payload: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ Scenario logic lives in the conversation core and the call driver; this class on
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from locust import User, constant, task
 
@@ -17,17 +16,22 @@ from loadtest.runtime.library import conversation_config
 
 __all__ = ["VoiceUser"]
 
+_READY_TIMEOUT_S = 60.0
+
 
 class VoiceUser(User):
     """A caller. ``--host`` (or ``WS_URL``) is the agent's WebSocket URL."""
 
     wait_time = constant(0)
+    _driver: CallDriver
 
-    def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        harness = harness_of(environment)
-        if harness.settings is None or harness.library is None:
-            raise RuntimeError("voice-loadtest harness not configured (locustfile not loaded?)")
+    def on_start(self) -> None:
+        harness = harness_of(self.environment)
+        # A worker that joins a running test (autoscaling) is sent spawn orders before Locust
+        # fires `init`, where the audio is loaded: wait for it rather than fail.
+        if not harness.ready.wait(_READY_TIMEOUT_S):
+            raise RuntimeError("voice-loadtest harness was not configured within 60 s")
+        assert harness.settings is not None and harness.library is not None
         self._driver = CallDriver(
             harness.settings,
             harness.library,

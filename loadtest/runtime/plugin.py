@@ -83,10 +83,10 @@ def register(events: Any) -> None:
         )
         group.add_argument(
             "--metrics-host",
-            default="",
+            default="0.0.0.0",
             env_var="METRICS_HOST",
             include_in_web_ui=False,
-            help="address for /metrics (default: all interfaces)",
+            help="address for /metrics (default: all IPv4 interfaces)",
         )
 
     def _init(environment: Any, **_: Any) -> None:
