@@ -8,7 +8,7 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
-        agent demo run_load_test bench-agent push-audio pull-audio clean
+        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -75,6 +75,22 @@ push-audio: venv ## upload $(PCM_DIR) to Azure Blob (AZURE_STORAGE_CONNECTION_ST
 
 pull-audio: venv ## download and verify the Blob audio cache into $(PCM_DIR)
 	$(BIN)/voice-loadtest audio pull "$(PCM_DIR)" $(PULL_ARGS)
+
+# Azure Load Testing. alt-export: URL=wss://... [ALT_TEST_ID ENGINES USERS SPAWN_RATE RUN_TIME SLO ALT_ARGS]
+# alt-run also: ALT_RESOURCE=... ALT_RG=... [ALT_LOCATION=eastus to create the resource]
+ALT_DIR ?= build/alt
+alt-export: venv audio ## export an Azure Load Testing test into $(ALT_DIR) (URL=wss://... ENGINES= USERS=)
+	@test -n "$(URL)" || { echo "error: set URL=wss://host/path" >&2; exit 2; }
+	$(BIN)/voice-loadtest alt export --out "$(ALT_DIR)" --force --ws-url "$(URL)" \
+	  --pcm-dir "$(PCM_DIR)" --test-id "$(or $(ALT_TEST_ID),voice-agent-load)" \
+	  --engines $(or $(ENGINES),1) --users $(or $(USERS),50) --spawn-rate $(or $(SPAWN_RATE),5) \
+	  --duration $(or $(RUN_TIME),10m) $(if $(SLO),--slo "$(SLO)") $(ALT_ARGS)
+
+alt-run: alt-export ## create/update and run the test in Azure Load Testing (ALT_RESOURCE= ALT_RG=)
+	@test -n "$(ALT_RESOURCE)" -a -n "$(ALT_RG)" || { echo "error: set ALT_RESOURCE=... ALT_RG=..." >&2; exit 2; }
+	bash scripts/azure-load-test.sh --config "$(ALT_DIR)/alt-config.yaml" \
+	  --resource "$(ALT_RESOURCE)" --resource-group "$(ALT_RG)" \
+	  $(if $(ALT_LOCATION),--location "$(ALT_LOCATION)") --reports reports
 
 bench-agent: venv ## agent simulator capacity: real-time calls per core (pins server and client cores)
 	$(BIN)/python -m loadtest.agent_sim.bench --calls 250,500,750,1000 --step-s 10

@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(
         sub.add_parser("run", help="local distributed load test: master + workers (+ agent)")
     )
+
+    from loadtest.alt.cli import add_alt_arguments
+
+    add_alt_arguments(sub)
     return parser
 
 
