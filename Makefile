@@ -8,7 +8,7 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
-        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run clean
+        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-install helm-run k8s-manifests clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -20,12 +20,12 @@ $(BIN)/.installed: pyproject.toml scripts/bootstrap-python.sh
 venv: $(BIN)/.installed ## create/update the virtualenv with the project and dev tools
 
 lint: venv ## ruff lint + format check
-	$(BIN)/ruff check loadtest tests
-	$(BIN)/ruff format --check loadtest tests
+	$(BIN)/ruff check loadtest tests helm/voice-loadtest/files
+	$(BIN)/ruff format --check loadtest tests helm/voice-loadtest/files
 
 format: venv ## apply ruff formatting and safe fixes
-	$(BIN)/ruff check --fix loadtest tests
-	$(BIN)/ruff format loadtest tests
+	$(BIN)/ruff check --fix loadtest tests helm/voice-loadtest/files
+	$(BIN)/ruff format loadtest tests helm/voice-loadtest/files
 
 types: venv ## mypy --strict on the package
 	$(BIN)/mypy
@@ -91,6 +91,46 @@ alt-run: alt-export ## create/update and run the test in Azure Load Testing (ALT
 	bash scripts/azure-load-test.sh --config "$(ALT_DIR)/alt-config.yaml" \
 	  --resource "$(ALT_RESOURCE)" --resource-group "$(ALT_RG)" \
 	  $(if $(ALT_LOCATION),--location "$(ALT_LOCATION)") --reports reports
+
+# ---------------------------------------------------------------------------- Kubernetes
+# The chart is linted and rendered by Helm's own engine (the helm-python-sdk wheel), so these
+# need no helm binary; helm-install/helm-run drive a real cluster with the helm and kubectl CLIs.
+CHART := helm/voice-loadtest
+RELEASE ?= voice-loadtest
+NAMESPACE ?= voice-loadtest
+HELM ?= helm
+KUBECTL ?= kubectl
+HELM_VALUES ?=
+HELM_ARGS ?=
+HELM_TIMEOUT ?= 15m
+
+helm-lint: venv ## lint the chart (defaults, presets, ci/*-values.yaml) and check k8s/ is in sync
+	$(BIN)/python -m loadtest.k8s_manifests --lint --check
+
+k8s-manifests: venv ## regenerate k8s/ (kustomize) and the chart's copies of dashboards, rules, settings
+	$(BIN)/python -m loadtest.k8s_manifests
+
+helm-install: ## install/upgrade the chart, interactive master: make helm-install HELM_VALUES="-f my-values.yaml"
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
+	  $(HELM_VALUES) $(HELM_ARGS) --wait --timeout $(HELM_TIMEOUT)
+	@echo "web UI: $(KUBECTL) -n $(NAMESPACE) port-forward svc/$(RELEASE)-master 8089:8089"
+
+helm-run: ## headless cluster run (master Job) to completion; exits with the SLO verdict (0/1/2)
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
+	  $(HELM_VALUES) $(HELM_ARGS) --set mode=run --wait --timeout $(HELM_TIMEOUT)
+	@set -u; selector=app.kubernetes.io/instance=$(RELEASE),app.kubernetes.io/component=master; \
+	job=$$($(KUBECTL) -n $(NAMESPACE) get jobs -l "$$selector" --sort-by=.metadata.creationTimestamp \
+	  -o jsonpath='{.items[-1:].metadata.name}'); \
+	test -n "$$job" || { echo "helm-run: no master Job for release $(RELEASE)" >&2; exit 2; }; \
+	echo "helm-run: following job/$$job"; \
+	$(KUBECTL) -n $(NAMESPACE) logs -f "job/$$job" -c master --pod-running-timeout=10m || true; \
+	code=""; for _ in $$(seq 120); do \
+	  code=$$($(KUBECTL) -n $(NAMESPACE) get pods -l "job-name=$$job" -o \
+	    jsonpath='{.items[0].status.containerStatuses[0].state.terminated.exitCode}' 2>/dev/null); \
+	  [ -n "$$code" ] && break; sleep 5; \
+	done; \
+	echo "helm-run: job/$$job exit code $${code:-unknown} (0 pass, 1 fail, 2 invalid run)"; \
+	exit $${code:-2}
 
 bench-agent: venv ## agent simulator capacity: real-time calls per core (pins server and client cores)
 	$(BIN)/python -m loadtest.agent_sim.bench --calls 250,500,750,1000 --step-s 10
