@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from loadtest.audio.cache import write_bytes_atomic, write_manifest
 from loadtest.audio.manifest import (
@@ -26,27 +25,11 @@ from loadtest.audio.manifest import (
 )
 from loadtest.audio.pcm import SAMPLE_WIDTH, check_pcm, check_rate, duration_ms, silence
 from loadtest.audio.scenarios import Scenario
+from loadtest.audio.tts import TtsEngine
 from loadtest.audio.vad import DEFAULT_VAD, VadParams, speech_bounds
 from loadtest.errors import AudioError, ConfigError, StorageError
 
-__all__ = ["GenerateOptions", "GenerateResult", "Synthesizer", "frame_margin", "generate_audio"]
-
-
-class Synthesizer(Protocol):
-    """What generation needs of a TTS engine (see :mod:`loadtest.audio.tts`)."""
-
-    name: str
-    default_voice: str
-
-    def synthesize(
-        self,
-        text: str,
-        *,
-        voice: str | None = None,
-        rate: float = 1.0,
-        style: str | None = None,
-        sample_rate: int = 16000,
-    ) -> bytes: ...
+__all__ = ["GenerateOptions", "GenerateResult", "frame_margin", "generate_audio"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +104,12 @@ def _reusable(entry: ManifestEntry | None, out_dir: Path, sample_rate: int) -> b
 
 def generate_audio(
     scenarios: Sequence[Scenario],
-    engine: Synthesizer,
+    engine: TtsEngine,
     options: GenerateOptions,
     *,
     on_progress: Callable[[str, bool], None] = lambda name, reused: None,
 ) -> GenerateResult:
-    """Generate the audio of ``scenarios`` into ``options.out_dir``.
+    """Generate the audio of ``scenarios`` into ``options.out_dir`` with ``engine``.
 
     ``on_progress(filename, reused)`` is called once per turn. Entries of other scenarios
     already in the manifest are kept. Raises AudioError (e.g. no speech in the synthesised
