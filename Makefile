@@ -8,7 +8,7 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
-        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-install helm-run k8s-manifests clean
+        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-install helm-run k8s-manifests image wheels compose-up compose-down compose-test clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -91,6 +91,26 @@ alt-run: alt-export ## create/update and run the test in Azure Load Testing (ALT
 	bash scripts/azure-load-test.sh --config "$(ALT_DIR)/alt-config.yaml" \
 	  --resource "$(ALT_RESOURCE)" --resource-group "$(ALT_RG)" \
 	  $(if $(ALT_LOCATION),--location "$(ALT_LOCATION)") --reports reports
+
+# ---------------------------------------------------------------------------- Containers
+IMAGE ?= voice-loadtest:latest
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_FILES := -f docker/docker-compose.yml
+
+image: ## build the Docker image IMAGE (BASE_IMAGE=, AUDIO_SOURCE=auto|context|blob|espeak|none; wheels/ -> offline)
+	IMAGE="$(IMAGE)" bash docker/build.sh $(IMAGE_ARGS)
+
+wheels: venv ## wheels/ for an offline image build (same Python as BASE_IMAGE)
+	$(BIN)/pip wheel -q -w wheels .
+
+compose-up: ## docker compose: agent, master (web UI 127.0.0.1:8089), WORKERS workers (MONITORING=1: + Prometheus, Grafana)
+	VOICE_LOADTEST_IMAGE="$(IMAGE)" $(COMPOSE) $(COMPOSE_FILES) $(if $(MONITORING),--profile monitoring) up --detach --scale worker=$(or $(WORKERS),2)
+
+compose-down: ## stop the compose stack and delete its reports volume
+	$(COMPOSE) $(COMPOSE_FILES) --profile monitoring down --volumes --remove-orphans
+
+compose-test: ## headless compose run: 1 master + WORKERS workers + agent; exit code = SLO verdict, reports in reports/compose
+	VOICE_LOADTEST_IMAGE="$(IMAGE)" bash docker/compose-test.sh
 
 # ---------------------------------------------------------------------------- Kubernetes
 # The chart is linted and rendered by Helm's own engine (the helm-python-sdk wheel), so these
