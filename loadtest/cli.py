@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from loadtest.agent_sim.cli import add_agent_arguments, run_agent
 
-    agent = sub.add_parser("agent", help="run the reference voice agent (ACS simulator)")
+    agent = sub.add_parser(
+        "agent", help="run the reference voice agent simulator (ACS, Twilio or raw PCM)"
+    )
     add_agent_arguments(agent)
     agent.set_defaults(handler=run_agent)
 

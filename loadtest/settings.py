@@ -153,6 +153,48 @@ def _weights(env: str, raw: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+def _rate(env: str, raw: str) -> int:
+    allowed = ("8000", "16000", "24000")
+    value = raw.strip()
+    if value not in allowed:
+        raise _fail(env, raw, f"allowed: {', '.join(allowed)} (Hz)")
+    return int(value)
+
+
+def _stop_message(env: str, raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise _fail(
+            env, raw, 'expected the text the agent sends to stop, e.g. {"type":"interrupt"}'
+        )
+    return value
+
+
+def _parameters(env: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """``TWILIO_CUSTOM_PARAMETERS``: a JSON object, or ``name=value`` pairs separated by ``,``."""
+    raw = raw.strip()
+    if not raw:
+        return ()
+    if raw.startswith("{"):
+        try:
+            mapping = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise _fail(env, "<json>", f"not a JSON object ({exc.msg})") from exc
+        if not isinstance(mapping, dict):
+            raise _fail(env, "<json>", "expected a JSON object of name: value")
+        return tuple(
+            (str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in mapping.items()
+        )
+    pairs = []
+    for item in raw.split(","):
+        if item.strip():
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise _fail(env, raw, "expected name=value,name2=value2 or a JSON object")
+            pairs.append((name.strip(), value.strip()))
+    return tuple(pairs)
+
+
 def _path(env: str, raw: str) -> Path:
     return Path(raw.strip() or ".")
 
@@ -164,7 +206,32 @@ SETTINGS: dict[str, Knob] = {
             "WS_URL", "", "agent WebSocket URL (ws:// or wss://); Locust --host also works", _ws_url
         ),
         Knob("PCM_DIR", "audio_cache", "audio cache folder (PCM files + manifest.jsonl)", _path),
-        Knob("WS_PROTOCOL", "acs", "wire protocol of the agent", _choice("acs")),
+        Knob(
+            "WS_PROTOCOL",
+            "acs",
+            "wire protocol of the agent: acs (ACS media streaming), twilio (Media Streams), "
+            "raw (binary PCM16)",
+            _choice("acs", "twilio", "raw"),
+        ),
+        Knob(
+            "RAW_SAMPLE_RATE",
+            "16000",
+            "WS_PROTOCOL=raw: PCM16 rate on the wire, both ways (8000, 16000 or 24000)",
+            _rate,
+        ),
+        Knob(
+            "RAW_STOP_MESSAGE",
+            '{"type":"interrupt"}',
+            "WS_PROTOCOL=raw: the agent's stop signal (a JSON object matches by its fields, "
+            "other text exactly)",
+            _stop_message,
+        ),
+        Knob(
+            "TWILIO_CUSTOM_PARAMETERS",
+            "",
+            "WS_PROTOCOL=twilio: start.customParameters, as JSON or name=value,name2=value2",
+            _parameters,
+        ),
         Knob("TURNS_PER_USER", "0", "turns per call; 0 = all turns of the scenario", _int(0)),
         Knob("CHUNKS_PER_TURN", "0", "cap on speech frames per turn; 0 = whole utterance", _int(0)),
         Knob("CHUNK_MS", "20", "frame length in ms (10, 20 or 40)", _int(10, 40)),
@@ -268,6 +335,9 @@ class CallerSettings:
     ws_url: str
     pcm_dir: Path
     ws_protocol: str
+    raw_sample_rate: int
+    raw_stop_message: str
+    twilio_custom_parameters: tuple[tuple[str, str], ...]
     turns_per_user: int
     chunks_per_turn: int
     chunk_ms: int
@@ -317,6 +387,9 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         ws_url=values["WS_URL"],
         pcm_dir=values["PCM_DIR"],
         ws_protocol=values["WS_PROTOCOL"],
+        raw_sample_rate=values["RAW_SAMPLE_RATE"],
+        raw_stop_message=values["RAW_STOP_MESSAGE"],
+        twilio_custom_parameters=values["TWILIO_CUSTOM_PARAMETERS"],
         turns_per_user=values["TURNS_PER_USER"],
         chunks_per_turn=values["CHUNKS_PER_TURN"],
         chunk_ms=values["CHUNK_MS"],

@@ -1,8 +1,9 @@
 """Reply audio of the agent simulator, pre-encoded once per process (core).
 
-The simulator's per-frame work must be a lookup: :class:`ReplyAudio` holds, for each supported
-sample rate, the reply cut into 20 ms frames and already encoded as UTF-8 ACS ``AudioData``
-messages in the configured casing. Sessions only say "send frame k".
+The simulator's per-frame work must be a lookup: :class:`ReplyAudio` holds, for each sample
+rate the protocol can stream, the reply cut into 20 ms frames and already encoded by the
+codec (UTF-8 ACS ``AudioData`` messages in the configured casing, Twilio µ-law, raw PCM16).
+Sessions only say "send frame k".
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from loadtest.agent_sim.codecs import AgentCodec
 from loadtest.agent_sim.config import FRAME_MS
-from loadtest.audio.pcm import SUPPORTED_RATES, frame_size, resample, split_frames
+from loadtest.audio.pcm import frame_size, resample, split_frames
 from loadtest.errors import ConfigError
-from loadtest.protocols.acs import Casing, encode_agent_audio, encode_stop
 
 __all__ = ["ReplyAudio", "fit_duration", "tone_pcm"]
 
@@ -45,26 +46,26 @@ def fit_duration(pcm: bytes, sample_rate: int, duration_ms: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ReplyAudio:
-    """Pre-encoded reply frames per sample rate, plus the encoded StopAudio.
+    """Pre-encoded reply frames per sample rate, and the codec that encoded them.
 
-    ``frames[rate][k]`` is the UTF-8 text of agent ``AudioData`` frame ``k`` at ``rate`` Hz;
-    send it as a text frame without re-encoding.
+    ``frames[rate][k]`` is frame ``k`` at ``rate`` Hz as ``codec.encode_audio`` made it (for
+    ACS the UTF-8 text of an ``AudioData`` message); ``codec.bind_audio`` turns a rate's
+    frames into one stream's messages.
     """
 
     frames: Mapping[int, tuple[bytes, ...]]
-    stop: bytes
-    casing: Casing
+    codec: AgentCodec
 
     @classmethod
     def build(
         cls,
         duration_ms: int,
-        casing: Casing,
+        codec: AgentCodec,
         source: Callable[[int], bytes] | None = None,
         *,
         source_rate: int = 16000,
     ) -> ReplyAudio:
-        """Encode ``duration_ms`` of reply audio for every supported rate.
+        """Encode ``duration_ms`` of reply audio for every rate in ``codec.reply_rates``.
 
         ``source(rate)`` returns PCM16 of the reply at ``source_rate`` (called once); the
         default is a tone. Other rates are resampled from it. Shorter audio is padded with
@@ -74,11 +75,10 @@ class ReplyAudio:
             raise ConfigError(f"reply audio of {duration_ms} ms is shorter than one frame")
         pcm = source(source_rate) if source is not None else tone_pcm(source_rate, duration_ms)
         frames: dict[int, tuple[bytes, ...]] = {}
-        for rate in SUPPORTED_RATES:
+        for rate in codec.reply_rates:
             at_rate = pcm if rate == source_rate else resample(pcm, source_rate, rate)
             fitted = fit_duration(at_rate, rate, duration_ms)
             frames[rate] = tuple(
-                encode_agent_audio(frame, casing).encode()
-                for frame in split_frames(fitted, rate, FRAME_MS)
+                codec.encode_audio(frame, rate) for frame in split_frames(fitted, rate, FRAME_MS)
             )
-        return cls(frames=frames, stop=encode_stop(casing).encode(), casing=casing)
+        return cls(frames=frames, codec=codec)

@@ -26,6 +26,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server
 
 from loadtest.agent_sim.audio import ReplyAudio
+from loadtest.agent_sim.codecs import PROTOCOLS
 from loadtest.agent_sim.config import (
     AgentSettings,
     BargeMode,
@@ -62,11 +63,33 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--host", default=_DEFAULTS.host, help="listen address (default: %(default)s)")
     net.add_argument("--port", type=int, default=_DEFAULTS.port, help="0 picks a free port")
     net.add_argument("--path", default=_DEFAULTS.path, help="media stream path")
-    net.add_argument(
+    proto = parser.add_argument_group(
+        "wire protocol (defaults come from the callers' WS_PROTOCOL, RAW_SAMPLE_RATE and "
+        "RAW_STOP_MESSAGE, so `run --with-agent` speaks what the callers speak)"
+    )
+    proto.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        type=str.lower,
+        default=os.environ.get("WS_PROTOCOL", _DEFAULTS.protocol).strip().lower(),
+        help="acs: ACS media streaming; twilio: Twilio Media Streams (µ-law 8 kHz); "
+        "raw: binary PCM16 frames (default: $WS_PROTOCOL or %(default)s)",
+    )
+    proto.add_argument(
         "--casing",
         choices=[c.value for c in Casing],
         default=_POLICY.casing.value,
-        help="spelling of AudioData/StopAudio sent to callers",
+        help="acs: spelling of AudioData/StopAudio sent to callers",
+    )
+    proto.add_argument(
+        "--raw-sample-rate",
+        default=os.environ.get("RAW_SAMPLE_RATE", str(_DEFAULTS.raw_sample_rate)),
+        help="raw: PCM16 rate both ways (default: $RAW_SAMPLE_RATE or %(default)s)",
+    )
+    proto.add_argument(
+        "--raw-stop-message",
+        default=os.environ.get("RAW_STOP_MESSAGE", _DEFAULTS.raw_stop_message),
+        help="raw: text frame sent to stop (barge-in) (default: $RAW_STOP_MESSAGE or %(default)s)",
     )
     net.add_argument(
         "--max-message-bytes",
@@ -216,8 +239,17 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
     )
     if args.greeting_ms < 0:
         raise ConfigError(f"--greeting-ms {args.greeting_ms} must be >= 0")
+    try:
+        raw_rate = int(str(args.raw_sample_rate).strip())
+    except ValueError:
+        raise ConfigError(
+            f"--raw-sample-rate {args.raw_sample_rate!r} is not a whole number of Hz"
+        ) from None
     return AgentSettings(
         policy=policy,
+        protocol=str(args.protocol).strip().lower(),
+        raw_sample_rate=raw_rate,
+        raw_stop_message=args.raw_stop_message,
         host=args.host,
         port=args.port,
         path=args.path,
@@ -279,7 +311,7 @@ def build_reply_audio(settings: AgentSettings) -> ReplyAudio:
         def source(rate: int) -> bytes:
             return bytes(engine.synthesize(policy.reply_text, sample_rate=rate))
 
-    return ReplyAudio.build(duration_ms, policy.casing, source)
+    return ReplyAudio.build(duration_ms, settings.make_codec(), source)
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -316,6 +348,7 @@ async def serve(
                 "host": settings.host,
                 "port": port,
                 "url": url,
+                "protocol": settings.protocol,
                 "loop": type(loop).__module__,
             }
         },
@@ -362,7 +395,8 @@ def run_agent(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m loadtest.agent_sim``: the ``agent`` subcommand on its own."""
     parser = argparse.ArgumentParser(
-        prog="voice-loadtest agent", description="Reference ACS voice agent simulator."
+        prog="voice-loadtest agent",
+        description="Reference voice agent simulator (ACS, Twilio Media Streams or raw PCM).",
     )
     add_agent_arguments(parser)
     args = parser.parse_args(argv)

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtest.agent_sim.codecs import AgentCodec, make_codec
 from loadtest.audio.vad import DEFAULT_VAD
 from loadtest.errors import ConfigError
 from loadtest.protocols.acs import Casing
@@ -319,9 +320,13 @@ class ReplyPolicy:
 
 @dataclass(frozen=True, slots=True)
 class AgentSettings:
-    """Everything ``voice-loadtest agent`` runs with: the policy plus the server's edges."""
+    """Everything ``voice-loadtest agent`` runs with: the policy, the wire protocol
+    (``protocol``; ``raw_*`` apply to ``raw``) and the server's edges."""
 
     policy: ReplyPolicy = field(default_factory=ReplyPolicy)
+    protocol: str = "acs"
+    raw_sample_rate: int = 16000
+    raw_stop_message: str = '{"type":"interrupt"}'
     host: str = "127.0.0.1"
     port: int = 8010
     path: str = "/api/v1/media/stream"
@@ -347,3 +352,13 @@ class AgentSettings:
             raise ConfigError(f"--max-message-bytes {self.max_message_bytes} must be >= 1024")
         if self.event_loop not in ("auto", "asyncio", "uvloop"):
             raise ConfigError(f"--event-loop {self.event_loop!r} (allowed: auto, asyncio, uvloop)")
+        self.make_codec()  # validates the protocol and its options
+
+    def make_codec(self) -> AgentCodec:
+        """The wire protocol's codec (raises :class:`ConfigError` for a bad protocol option)."""
+        return make_codec(
+            self.protocol,
+            casing=self.policy.casing,
+            raw_sample_rate=self.raw_sample_rate,
+            raw_stop_message=self.raw_stop_message,
+        )

@@ -5,7 +5,8 @@ reads messages (stamping each with ``time.monotonic_ns()`` as it is read), perfo
 actions a session returns, and wakes each session at its next deadline with one
 ``loop.call_later`` timer per call (no task switch per frame).
 
-Reply frames are framed once per process with websockets' own ``Frame.serialize`` and written
+Reply frames are framed once with websockets' own ``Frame.serialize`` — per process, or per
+call when the protocol's messages name the stream (Twilio ``streamSid``) — and written
 straight to the transport of an OPEN connection: data frames of a connection without
 extensions (``compression=None``) are self-contained, so this equals ``send()`` minus the
 per-frame framing work, which was a quarter of the simulator's CPU at capacity. Rare
@@ -53,6 +54,7 @@ from loadtest.agent_sim.config import AgentSettings, FaultKind
 from loadtest.agent_sim.ground_truth import GroundTruthWriter
 from loadtest.agent_sim.session import AgentSession
 from loadtest.agent_sim.stats import AgentStats
+from loadtest.protocols.base import WireMessage
 
 __all__ = ["HEALTH_PATH", "AgentServer"]
 
@@ -72,7 +74,7 @@ class _Accepted:
 class _Call:
     """One connection's glue: session + timer + writes. Runs entirely on the event loop."""
 
-    __slots__ = ("deadline_ns", "frames", "handle", "loop", "server", "session", "ws")
+    __slots__ = ("deadline_ns", "frames", "handle", "loop", "server", "session", "stop", "ws")
 
     def __init__(self, server: AgentServer, ws: ServerConnection, session: AgentSession) -> None:
         self.server = server
@@ -82,6 +84,7 @@ class _Call:
         self.handle: asyncio.TimerHandle | None = None
         self.deadline_ns: int | None = None
         self.frames: tuple[bytes, ...] = ()
+        self.stop = b""
 
     def on_message(self, message: str | bytes, now_ns: int) -> None:
         actions = self.session.receive(message, now_ns)
@@ -117,14 +120,14 @@ class _Call:
         for action in actions:
             if isinstance(action, SendAudio):
                 if not self.frames:
-                    rate = self.session.sample_rate
-                    assert rate is not None
-                    self.frames = self.server.wire_frames[rate]
+                    self.frames, self.stop = self.server.call_wire(self.session)
                 if ws.state is State.OPEN and not ws.transport.is_closing():
                     ws.transport.write(self.frames[action.frame])
             elif isinstance(action, SendStop):
+                if not self.stop:
+                    self.frames, self.stop = self.server.call_wire(self.session)
                 if ws.state is State.OPEN and not ws.transport.is_closing():
-                    ws.transport.write(self.server.wire_stop)
+                    ws.transport.write(self.stop)
             elif isinstance(action, SendText):
                 broadcast((ws,), action.text)
             elif isinstance(action, SendBinary):
@@ -147,6 +150,13 @@ class _Call:
 def _text_frame(utf8: bytes) -> bytes:
     """A complete unmasked server→client text frame carrying ``utf8``."""
     return Frame(Opcode.TEXT, utf8).serialize(mask=False)
+
+
+def _wire(message: WireMessage) -> bytes:
+    """A complete unmasked server→client frame: text for ``str``, binary for ``bytes``."""
+    if isinstance(message, str):
+        return _text_frame(message.encode())
+    return Frame(Opcode.BINARY, message).serialize(mask=False)
 
 
 def _reset(ws: ServerConnection) -> None:
@@ -172,11 +182,14 @@ class AgentServer:
     ) -> None:
         self.settings = settings
         self.reply_audio = reply_audio
-        self.wire_frames = {
-            rate: tuple(_text_frame(f) for f in frames)
-            for rate, frames in reply_audio.frames.items()
-        }
-        self.wire_stop = _text_frame(reply_audio.stop)
+        self.codec = reply_audio.codec
+        self.wire_frames: dict[int, tuple[bytes, ...]] = {}
+        self.wire_stop = b""
+        if not self.codec.stream_bound:  # the same bytes for every call: frame them once
+            self.wire_frames = {
+                rate: self._frame_audio(frames) for rate, frames in reply_audio.frames.items()
+            }
+            self.wire_stop = _wire(self.codec.stop(None))
         self.stats = stats if stats is not None else AgentStats()
         self._ground_truth = ground_truth
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, _Accepted] = (
@@ -212,6 +225,20 @@ class AgentServer:
                 await self._lag_task
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _frame_audio(self, bodies: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        opcode = Opcode.BINARY if self.codec.binary_audio else Opcode.TEXT
+        return tuple(Frame(opcode, body).serialize(mask=False) for body in bodies)
+
+    def call_wire(self, session: AgentSession) -> tuple[tuple[bytes, ...], bytes]:
+        """Framed reply frames and stop signal for ``session``'s stream (its format must be
+        known: the session only sends once its stream is open)."""
+        rate = session.sample_rate
+        assert rate is not None
+        if not self.codec.stream_bound:
+            return self.wire_frames[rate], self.wire_stop
+        bodies = self.codec.bind_audio(self.reply_audio.frames[rate], session.stream_id)
+        return self._frame_audio(bodies), _wire(self.codec.stop(session.stream_id))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task the server keeps a reference to (awaited on stop)."""
@@ -277,6 +304,7 @@ class AgentServer:
                 accepted.rng,
                 stats,
                 correlation_id=accepted.correlation_id,
+                codec=self.codec,
             )
             await self._run_call(ws, session)
         finally:
@@ -290,6 +318,10 @@ class AgentServer:
 
     async def _run_call(self, ws: ServerConnection, session: AgentSession) -> None:
         call = _Call(self, ws, session)
+        actions = session.start(time.monotonic_ns())
+        if actions:
+            call.execute(actions)
+        call.after_step()
         try:
             async for message in ws:
                 call.on_message(message, time.monotonic_ns())

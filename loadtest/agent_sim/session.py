@@ -2,7 +2,8 @@
 
 Call order (one :class:`AgentSession` per WebSocket connection)::
 
-    session = AgentSession(connection_id, policy, rng, stats)      # after the upgrade
+    session = AgentSession(connection_id, policy, rng, stats, codec=codec)  # after the upgrade
+    actions = session.start(now_ns)             # once, before the first message
     actions = session.receive(message, now_ns)  # every inbound message, stamped when read
     actions = session.poll(now_ns)              # when next_deadline_ns() is reached
     session.next_deadline_ns()                  # re-read after every receive/poll
@@ -11,6 +12,11 @@ Call order (one :class:`AgentSession` per WebSocket connection)::
 
 Perform the actions in order, right away: ``poll`` records ``now_ns`` as the send time of the
 frames it returns, so take it just before writing. Times are ``time.monotonic_ns()`` values.
+
+The wire protocol is the ``codec``'s business (:mod:`.codecs`): the session only sees the
+stream description, caller audio decoded to PCM16, DTMF and other messages. A stream opens
+with the caller's description (ACS ``AudioMetadata``, Twilio ``start``) or, for protocols
+without one (raw PCM), at :meth:`AgentSession.start`.
 
 Turn taking: the caller's audio goes through the shared streaming VAD in 20 ms frames. When
 the VAD reports the end of speech (after the endpointing silence), the reply is scheduled at
@@ -39,13 +45,13 @@ from loadtest.agent_sim.actions import (
     TurnKind,
     TurnRecord,
 )
+from loadtest.agent_sim.codecs import AcsCodec, AgentCodec, Rejected, StreamOpen
 from loadtest.agent_sim.config import FRAME_MS, BargeMode, FaultKind, Pace, ReplyPolicy
 from loadtest.agent_sim.stats import AgentStats
 from loadtest.agent_sim.turns import FRAME_NS, BargeCandidate, Playback, TurnState
-from loadtest.audio.pcm import SAMPLE_WIDTH, check_rate
+from loadtest.audio.pcm import SAMPLE_WIDTH
 from loadtest.audio.vad import SpeechSegmenter, VadEvent, VadEventKind
 from loadtest.errors import AudioFormatError
-from loadtest.protocols.acs import AcsProtocolError, encode_transcript, parse_caller
 from loadtest.protocols.base import (
     CallerAudio,
     CallerDtmf,
@@ -61,7 +67,6 @@ CLOSE_FAULT = 1011
 GARBAGE_LEAD_MS = 100
 """Malformed/binary fault messages precede the reply's first audio frame by this much."""
 _RING = 64  # receive times kept for the last frames (VAD onset looks back a few frames)
-_MALFORMED_JSON = '{"kind":"AudioData","audioData":{"data":"AAAA'
 
 
 class Segmenter(Protocol):
@@ -86,6 +91,7 @@ class AgentSession:
         correlation_id: from ``x-ms-call-correlation-id``, if any.
         segmenter_factory: builds the VAD for a sample rate (default: the shared
             :class:`SpeechSegmenter` with ``policy.endpoint_silence_ms``).
+        codec: the wire protocol (default: ACS in ``policy.casing``).
     """
 
     def __init__(
@@ -97,6 +103,7 @@ class AgentSession:
         *,
         correlation_id: str | None = None,
         segmenter_factory: Callable[[int, int], Segmenter] = SpeechSegmenter,
+        codec: AgentCodec | None = None,
     ) -> None:
         self.connection_id = connection_id
         self.correlation_id = correlation_id
@@ -104,7 +111,9 @@ class AgentSession:
         self._rng = rng
         self._stats = stats
         self._segmenter_factory = segmenter_factory
+        self._codec: AgentCodec = codec if codec is not None else AcsCodec(policy.casing)
         self.metadata: CallerMetadata | None = None
+        self.stream_id: str | None = None
         self.bad_inputs: Counter[str] = Counter()
         self._vad: Segmenter | None = None
         self._vad_bytes = 0
@@ -120,9 +129,7 @@ class AgentSession:
         self._turns = 0
         self._closed = False
         self._records: list[TurnRecord] = []
-        self._transcript = (
-            encode_transcript(policy.reply_text, policy.casing) if policy.transcripts else None
-        )
+        self._transcript: str | None = None
         if policy.pace is Pace.BURST:
             self._chunk_frames = policy.burst_ms // FRAME_MS
             self._chunk_ns = int(policy.burst_ms * 1_000_000 / policy.burst_speed)
@@ -132,7 +139,7 @@ class AgentSession:
 
     @property
     def sample_rate(self) -> int | None:
-        """The caller's sample rate once ``AudioMetadata`` was accepted, else ``None``."""
+        """The caller's sample rate once its stream was accepted, else ``None``."""
         return None if self.metadata is None else self.metadata.sample_rate
 
     @property
@@ -141,31 +148,45 @@ class AgentSession:
 
     # ------------------------------------------------------------------ inputs
 
+    def start(self, now_ns: int) -> list[Action]:
+        """The connection is up at ``now_ns``: open the stream now if the protocol never
+        describes it (raw PCM), so a greeting starts with the call. Returns actions (only
+        ever a Close)."""
+        opened = self._codec.implicit_open()
+        if opened is None or self.metadata is not None or self._closed:
+            return []
+        return self._metadata(opened, now_ns)
+
     def receive(self, message: WireMessage, now_ns: int) -> list[Action]:
         """Take one caller message read at ``now_ns``; return actions (only ever a Close)."""
         if self._closed:
             return []
-        try:
-            parsed = parse_caller(message)
-        except AcsProtocolError as exc:
-            self._bad(exc.reason)
-            return []
+        parsed = self._codec.parse(message)
+        stats = self._stats
+        audio_label, open_label, dtmf_label = self._codec.labels
         if isinstance(parsed, CallerAudio):
-            self._stats.inbound_messages["AudioData"] += 1
-            self._stats.inbound_frames_total += 1
+            stats.inbound_messages[audio_label] += 1
+            stats.inbound_frames_total += 1
             if self._vad is None:
-                self._bad("audio_before_metadata")
-                return []
+                actions = self.start(now_ns)  # raw PCM: start() was not called
+                if self._vad is None:
+                    self._bad("audio_before_metadata")
+                    return actions
             self._audio(parsed.pcm, now_ns)
             return []
-        if isinstance(parsed, CallerMetadata):
-            self._stats.inbound_messages["AudioMetadata"] += 1
+        if isinstance(parsed, Rejected):
+            self._bad(parsed.reason)
+            return []
+        if isinstance(parsed, StreamOpen):
+            stats.inbound_messages[open_label] += 1
             return self._metadata(parsed, now_ns)
         if isinstance(parsed, CallerDtmf):
-            self._stats.inbound_messages["DtmfData"] += 1
+            stats.inbound_messages[dtmf_label] += 1
             return []
-        self._stats.inbound_messages["other"] += 1
-        self._bad("unknown_kind")
+        label = self._codec.other_label(parsed.kind)
+        stats.inbound_messages[label or "other"] += 1
+        if label is None:
+            self._bad("unknown_kind")
         return []
 
     def note_bad_input(self, reason: str) -> None:
@@ -224,24 +245,26 @@ class AgentSession:
         self.bad_inputs[reason] += 1
         self._stats.bad_inputs[reason] += 1
 
-    def _metadata(self, meta: CallerMetadata, now_ns: int) -> list[Action]:
+    def _metadata(self, opened: StreamOpen, now_ns: int) -> list[Action]:
         if self.metadata is not None:
             self._bad("duplicate_metadata")
             return []
+        meta = opened.metadata
         try:
-            rate = check_rate(meta.sample_rate)
-            if meta.channels != 1 or meta.encoding.upper() != "PCM":
-                raise AudioFormatError(
-                    f"unsupported audio {meta.encoding} x{meta.channels} (PCM mono only)"
-                )
+            self._codec.check_format(meta)
         except AudioFormatError as exc:
             self._bad("unsupported_format")
             self._closed = True
             return [Close(CLOSE_UNSUPPORTED, str(exc)[:120])]
+        rate = meta.sample_rate
         self.metadata = meta
+        self.stream_id = opened.stream_id
         self._vad = self._segmenter_factory(rate, self._policy.endpoint_silence_ms)
         self._vad_bytes = self._vad.frame_bytes
-        self._message_bytes = rate * meta.frame_ms // 1000 * SAMPLE_WIDTH
+        if self._codec.declares_frame_size:
+            self._message_bytes = rate * meta.frame_ms // 1000 * SAMPLE_WIDTH
+        if self._policy.transcripts:
+            self._transcript = self._codec.transcript(self._policy.reply_text, self.stream_id)
         if self._policy.greeting_ms:
             turn = TurnState(TurnKind.GREETING, None)
             turn.due_ns = now_ns
@@ -249,7 +272,7 @@ class AgentSession:
         return []
 
     def _audio(self, pcm: bytes, now_ns: int) -> None:
-        if len(pcm) != self._message_bytes:
+        if self._message_bytes and len(pcm) != self._message_bytes:
             self._bad("wrong_size")
         size = self._vad_bytes
         if len(pcm) == size and not self._pending:
@@ -362,7 +385,7 @@ class AgentSession:
         start_ns = due_ns
         garbage: Action | None = None
         if fault is FaultKind.MALFORMED_JSON:
-            garbage = SendText(_MALFORMED_JSON)
+            garbage = SendText(self._codec.malformed(self.stream_id))
         elif fault is FaultKind.BINARY_GARBAGE:
             garbage = SendBinary(self._rng.randbytes(97))
         if garbage is not None:

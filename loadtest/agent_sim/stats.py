@@ -131,7 +131,7 @@ class AgentStatsCollector(Collector):
         labelled = (
             ("faults_injected", "Faults injected, by kind.", "kind", s.faults),
             ("bad_inputs", "Caller messages that break the protocol.", "kind", s.bad_inputs),
-            ("inbound_messages", "Caller messages, by ACS kind.", "kind", s.inbound_messages),
+            ("inbound_messages", "Caller messages, by message kind.", "kind", s.inbound_messages),
             ("closes", "Closed calls, by close code (1006: no close frame).", "code", s.closes),
         )
         for name, doc, label, counts in labelled:

@@ -1,8 +1,9 @@
-"""PCM16 helpers: validation, 20 ms framing, silence, comfort noise and resampling.
+"""PCM16 helpers: validation, 20 ms framing, silence, comfort noise, resampling and G.711 µ-law.
 
 All audio in voice-loadtest is signed 16-bit little-endian PCM, mono. Sample rates are in Hz,
 durations in milliseconds. These functions are pure: no files, no sockets, no clocks; the one
-source of randomness (comfort noise) is a seed passed in.
+source of randomness (comfort noise) is a seed passed in. µ-law (Twilio's ``audio/x-mulaw``)
+is two table lookups in numpy (``audioop`` is deprecated and gone in Python 3.13).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 import soxr
 
 from loadtest.errors import AudioFormatError
@@ -23,6 +25,8 @@ __all__ = [
     "comfort_noise_frames",
     "duration_ms",
     "frame_size",
+    "mulaw_decode",
+    "mulaw_encode",
     "pad_to_frame",
     "resample",
     "rms_dbfs",
@@ -136,3 +140,57 @@ def resample(data: bytes, from_rate: int, to_rate: int) -> bytes:
     samples = np.frombuffer(data, dtype="<i2")
     out = soxr.resample(samples, from_rate, to_rate, quality="HQ")
     return np.asarray(out, dtype="<i2").tobytes()
+
+
+def _mulaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
+    """Encode table (every int16 value, indexed by its uint16 bit pattern) and decode table
+    (every µ-law byte), computed the way ITU-T G.191's reference ``g711.c`` does it."""
+    linear = np.arange(65536, dtype=np.int64).astype(np.uint16).view(np.int16).astype(np.int64)
+    negative = linear < 0
+    # 16-bit → 14-bit magnitude plus the bias of 33; one's complement for negatives, so the
+    # coding is symmetric (-1..-4 become "negative zero", 0x7F).
+    magnitude = np.minimum(np.where(negative, ~linear, linear) >> 2, 0x1FFF - 33) + 33
+    segment = np.ones_like(magnitude)
+    shifted = magnitude >> 6
+    while shifted.any():
+        segment += shifted != 0
+        shifted >>= 1
+    low = 0x0F - ((magnitude >> segment) & 0x0F)
+    code = ((0x08 - segment) << 4) | low
+    code = np.where(negative, code, code | 0x80)
+    encode = code.astype(np.uint8)
+
+    byte = np.arange(256, dtype=np.int64)
+    inverted = ~byte & 0xFF
+    exponent = (inverted >> 4) & 0x07
+    mantissa = inverted & 0x0F
+    step = 4 << (exponent + 1)
+    value = (0x80 << exponent) + step * mantissa + step // 2 - 4 * 33
+    decode = np.where(byte < 0x80, -value, value).astype("<i2")
+    return encode, decode
+
+
+_MULAW_ENCODE, _MULAW_DECODE = _mulaw_tables()
+
+
+def mulaw_encode(pcm: bytes) -> bytes:
+    """G.711 µ-law bytes (one per sample) for PCM16 ``pcm`` (ITU-T G.711 / G.191 rounding).
+
+    ``mulaw_encode(b"\\x00\\x00") == b"\\xff"``; full scale ``+32767`` → ``0x80``, ``-32768`` →
+    ``0x00``. Raises :class:`AudioFormatError` for an odd byte length.
+    """
+    if len(pcm) % SAMPLE_WIDTH:
+        raise AudioFormatError(f"µ-law encode: odd byte length {len(pcm)} is not 16-bit PCM")
+    samples = np.frombuffer(pcm, dtype="<u2")
+    return bytes(_MULAW_ENCODE[samples].tobytes())
+
+
+def mulaw_decode(data: bytes) -> bytes:
+    """PCM16 (two bytes per sample) for G.711 µ-law bytes ``data``.
+
+    Decoded values are the centres of the µ-law steps: ``0xFF``/``0x7F`` → 0, ``0x80`` →
+    32124, ``0x00`` → -32124. Decoding then encoding gives back the same bytes, except that
+    ``0x7F`` (negative zero) comes back as ``0xFF``.
+    """
+    codes = np.frombuffer(data, dtype=np.uint8)
+    return _MULAW_DECODE[codes].tobytes()

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from loadtest.audio.cache import AudioCache, load_cache
-from loadtest.audio.pcm import comfort_noise_frames, duration_ms, frame_size
+from loadtest.audio.pcm import comfort_noise_frames, duration_ms, frame_size, resample
+from loadtest.audio.vad import speech_bounds
 from loadtest.conversation import ConversationConfig, GreetingMode, Scenario, TurnAudio
-from loadtest.errors import ConfigError
+from loadtest.errors import AudioFormatError, ConfigError
 from loadtest.protocols import caller_protocol
 from loadtest.protocols.caller_api import CallerFrame, CallerProtocol
 from loadtest.settings import CallerSettings
@@ -79,7 +80,8 @@ class AudioLibrary:
                 f"SCENARIO_WEIGHTS names {', '.join(unknown)}, not in the audio cache "
                 f"{cache.directory} (has: {', '.join(cache.scenarios)})"
             )
-        protocol = caller_protocol(settings.ws_protocol)
+        protocol = caller_protocol(settings.ws_protocol, settings)
+        wire_rate = protocol.agent_sample_rate(rate)
         frames: dict[str, Sequence[CallerFrame]] = {}
         scenarios = []
         for name, clips in cache.scenarios.items():
@@ -87,12 +89,20 @@ class AudioLibrary:
             for clip in clips:
                 key = clip.entry.filename
                 frames[key] = protocol.encode_clip(clip.pcm, rate, chunk)
+                start_ms, end_ms = clip.speech_start_ms, clip.speech_end_ms
+                if wire_rate != rate:  # the agent hears band-limited audio: find speech in it
+                    try:
+                        heard = speech_bounds(resample(clip.pcm, rate, wire_rate), wire_rate)
+                        start_ms, end_ms = heard.start_ms, heard.end_ms
+                    except AudioFormatError:
+                        pass  # nothing loud enough at the wire rate: keep the manifest's
+
                 turns.append(
                     TurnAudio.from_manifest(
                         key,
                         duration_ms=duration_ms(clip.pcm, rate),
-                        speech_start_ms=clip.speech_start_ms,
-                        speech_end_ms=clip.speech_end_ms,
+                        speech_start_ms=start_ms,
+                        speech_end_ms=end_ms,
                         chunk_ms=chunk,
                     )
                 )

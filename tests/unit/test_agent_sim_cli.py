@@ -52,3 +52,56 @@ def test_bad_value_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None
     err = capsys.readouterr().err.strip()
     assert err.startswith("voice-loadtest agent: error: --latency-ms 300 ms is below")
     assert "\n" not in err
+
+
+def test_protocol_flags() -> None:
+    settings = settings_from_args(parse("--protocol", "twilio"))
+    assert settings.protocol == "twilio" and settings.make_codec().name == "twilio"
+    settings = settings_from_args(
+        parse("--protocol", "RAW", "--raw-sample-rate", "8000", "--raw-stop-message", "STOP")
+    )
+    assert (settings.protocol, settings.raw_sample_rate, settings.raw_stop_message) == (
+        "raw",
+        8000,
+        "STOP",
+    )
+    assert settings_from_args(parse()).protocol == "acs"
+
+
+def test_protocol_defaults_follow_the_callers_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run --with-agent`` hands the callers' environment to the agent: same protocol."""
+    monkeypatch.setenv("WS_PROTOCOL", "Raw")
+    monkeypatch.setenv("RAW_SAMPLE_RATE", "24000")
+    monkeypatch.setenv("RAW_STOP_MESSAGE", '{"type":"stop"}')
+    settings = settings_from_args(parse())
+    assert (settings.protocol, settings.raw_sample_rate) == ("raw", 24000)
+    assert settings.raw_stop_message == '{"type":"stop"}'
+    assert settings_from_args(parse("--protocol", "acs")).protocol == "acs"  # flags win
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--protocol", "raw", "--raw-sample-rate", "44100"], "--raw-sample-rate"),
+        (["--protocol", "raw", "--raw-sample-rate", "fast"], "--raw-sample-rate 'fast'"),
+        (["--protocol", "raw", "--raw-stop-message", ""], "--raw-stop-message is empty"),
+    ],
+)
+def test_bad_protocol_options_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_bad_protocol_from_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WS_PROTOCOL", "sip")
+    assert main([]) == 1
+    assert (
+        "--protocol 'sip' is not supported (allowed: acs, twilio, raw)" in capsys.readouterr().err
+    )
