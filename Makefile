@@ -8,7 +8,7 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
-        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-install helm-run k8s-manifests image wheels compose-up compose-down compose-test clean
+        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-install helm-run k8s-manifests image wheels compose-up compose-down compose-test bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -151,6 +151,12 @@ helm-run: ## headless cluster run (master Job) to completion; exits with the SLO
 	done; \
 	echo "helm-run: job/$$job exit code $${code:-unknown} (0 pass, 1 fail, 2 invalid run)"; \
 	exit $${code:-2}
+
+bench: venv audio ## harness benchmark -> docs/benchmarks.md: capacity/core, accuracy vs ground truth, CPU+memory per caller, scale-out, agent capacity, cold start
+	$(BIN)/python -m loadtest.bench --out docs/benchmarks.md --json reports/benchmarks.json --pcm-dir "$(PCM_DIR)"
+
+bench-quick: venv audio ## the benchmark's < 2 min smoke run (CI runs tests/integration/test_bench_quick.py)
+	$(BIN)/python -m loadtest.bench --quick --out reports/benchmarks-quick.md --json reports/benchmarks-quick.json --pcm-dir "$(PCM_DIR)"
 
 bench-agent: venv ## agent simulator capacity: real-time calls per core (pins server and client cores)
 	$(BIN)/python -m loadtest.agent_sim.bench --calls 250,500,750,1000 --step-s 10

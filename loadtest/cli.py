@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     from loadtest.alt.cli import add_alt_arguments
 
     add_alt_arguments(sub)
+
+    from loadtest.bench import add_bench_arguments
+
+    add_bench_arguments(
+        sub.add_parser("bench", help="benchmark the harness: callers per core, accuracy, costs")
+    )
     return parser
 
 

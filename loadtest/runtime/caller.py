@@ -1,33 +1,49 @@
 """One simulated call over a real WebSocket: the greenlets around the conversation core (edge).
 
-:class:`CallDriver` connects (with capped, jittered retries), sends the ACS metadata, then
-runs two greenlets until the conversation is done:
+:class:`CallDriver` (run by each Locust user) connects with capped, jittered retries, waits a
+random fraction of a frame (so a worker's callers are spread over the frame period instead of
+all falling due at once — a real phone's frame phase is arbitrary too), sends the protocol's
+opening messages, starts the conversation and then:
 
-* the **receiver** reads every message the moment it arrives, stamps it with
-  ``time.monotonic_ns()`` and hands it to :meth:`Conversation.receive` (classification is
-  cheap and never decodes audio); it yields every few messages so a busy socket cannot starve
-  the senders;
-* the **sender** (the calling greenlet) sleeps until the next frame deadline, sends every due
-  pre-encoded frame, and reports each send instant to :meth:`Conversation.sent`.
+* every inbound message is handed to :meth:`Conversation.receive` straight from the socket's
+  readiness callback (:meth:`WebSocketTransport.start_receiving`), stamped with
+  ``time.monotonic_ns()`` the moment the read returned (classification is cheap and never
+  decodes audio) — no receiver greenlet, so no greenlet switch per message;
+* the per-worker :class:`FrameScheduler` sends the frames: one greenlet keeps every caller's
+  next deadline in a heap, sleeps until the earliest, and serves every caller that is due in
+  that one wake-up — ``frames_due``, one non-blocking send of the pre-encoded frame, then
+  ``sent`` with the instant the send returned (the engine's call order, unchanged). A wake-up
+  per frame per caller (a greenlet sleep each) is what limited the worker before.
 
 Measurements leave through a :class:`Sink` (the Locust plugin): request samples in
 milliseconds, histograms and counters. A failing call is a measurement, never an exception.
 ``time.monotonic_ns`` is the same clock the agent simulator's ground truth uses.
+
+``VOICE_LOADTEST_TURN_LOG=FILE`` (opt-in; ``{pid}`` in the name becomes the process id)
+appends one JSON line per finished turn — connection id, turn, end-of-speech and answer
+instants, TTFB, the barge-in — for checking the harness against an agent's own log (the
+benchmark does). Lines are formatted and written in batches outside the frame scheduler.
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
+import heapq
+import itertools
+import json
+import os
 import random
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import gevent
+from gevent.event import Event
 
 from loadtest.conversation import (
     Conversation,
     ConversationConfig,
     Failure,
-    Frame,
     FrameKind,
     Metric,
     ReconnectBackoff,
@@ -41,10 +57,13 @@ from loadtest.runtime.library import AudioLibrary
 from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport, close_is_benign
 from loadtest.settings import CallerSettings
 
-__all__ = ["CallDriver", "Sink"]
+__all__ = ["TURN_LOG_ENV", "CallDriver", "FrameScheduler", "Sink", "flush_turn_log"]
 
-_NS = 1_000_000_000
-_YIELD_EVERY = 8  # receiver yields after this many back-to-back messages
+TURN_LOG_ENV = "VOICE_LOADTEST_TURN_LOG"
+_BATCH_YIELD_NS = 2_000_000  # the scheduler lets receivers run after this long sending
+_OVERDUE_NS = 1_000_000  # receive callbacks serve senders this late (see serve_overdue)
+_TURN_LOG_BATCH = 32
+_phase_rng = random.Random()  # frame phase only: never draws from a caller's scenario rng
 
 
 class Sink(Protocol):
@@ -66,6 +85,226 @@ class _Call:
         self.frame_ms = library.chunk_ms
 
 
+class _Stream:
+    """One call's sending side, served by the :class:`FrameScheduler`."""
+
+    __slots__ = (
+        "closed", "conversation", "count", "done", "driver", "epoch_offset_ns", "error",
+        "first_due", "frames", "last_sent", "lateness", "start_ns", "tail", "transport",
+    )  # fmt: skip
+
+    def __init__(
+        self, driver: CallDriver, transport: WebSocketTransport, conversation: Conversation
+    ) -> None:
+        self.driver = driver
+        self.transport = transport
+        self.conversation = conversation
+        self.frames = driver.library.frames
+        self.tail = driver.library.tail
+        self.lateness = driver.sink.stats.histograms["frame_lateness_ms"]
+        self.epoch_offset_ns = time.time_ns() - time.monotonic_ns()
+        self.start_ns = conversation.next_deadline_ns() or time.monotonic_ns()
+        self.count = self.first_due = self.last_sent = 0
+        self.closed: Closed | None = None
+        self.error: BaseException | None = None
+        self.done = Event()
+
+    def serve(self, forward: bool = True) -> int | None:
+        """Send every due frame; the next deadline, or ``None`` when this stream is over.
+
+        ``forward=False`` (in the event loop's own callbacks, which must not block) leaves the
+        measurements decided so far queued for the scheduler greenlet to forward.
+        """
+        conversation = self.conversation
+        if self.done.is_set():
+            return None
+        if not conversation.done:
+            frames, tail, transport = self.frames, self.tail, self.transport
+            for frame in conversation.frames_due(time.monotonic_ns()):
+                if frame.kind is FrameKind.UTTERANCE:
+                    encoded = frames[frame.audio_key][frame.index]  # type: ignore[index]
+                else:
+                    encoded = tail[frame.index % len(tail)]
+                self.count += 1
+                media_ms = (frame.due_ns - self.start_ns) // 1_000_000
+                message = encoded.render(self.count, media_ms, frame.due_ns + self.epoch_offset_ns)
+                try:
+                    transport.send_nowait(message)
+                except Closed as exc:
+                    self.count -= 1
+                    self.closed = exc
+                    conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
+                    break
+                sent = self.last_sent = time.monotonic_ns()
+                self.lateness.record(conversation.sent(frame, sent) / 1e6)
+                if self.count == 1:
+                    self.first_due = frame.due_ns
+            if forward:
+                self.driver._forward(conversation, transport.call_id)
+        deadline = conversation.next_deadline_ns()
+        if deadline is None:
+            self.done.set()
+        return deadline
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self.done.set()
+
+
+class FrameScheduler:
+    """Sends every caller's due frames from one greenlet: one per worker process.
+
+    :meth:`run` serves a new stream's first due frame(s) at once, from the calling (Locust
+    user) greenlet, then hands the stream to the scheduler and blocks until the conversation
+    is done. The scheduler greenlet sleeps (``gevent.sleep``, one timer) until the earliest
+    deadline of all streams and serves each stream whose deadline has passed, in deadline
+    order. A stream handed over is next due one frame later, never before the scheduler's own
+    next wake-up, so it never needs waking early — except from idle (no streams). Lateness is
+    still measured per frame (send instant − due instant): time spent serving other callers
+    first is counted, never hidden. After ~2 ms of back-to-back sending the scheduler yields
+    once, so inbound messages are read and stamped promptly.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, _Stream]] = []
+        self._order = itertools.count()
+        self._idle = Event()  # set when a stream arrives while there is none
+        self._greenlet: gevent.Greenlet | None = None
+        self._unforwarded: list[_Stream] = []  # served by serve_overdue, events still queued
+
+    def run(self, stream: _Stream) -> None:
+        """Serve ``stream`` until it is over; return then (re-raises a scheduler-side bug)."""
+        deadline = stream.serve()
+        if deadline is not None:
+            heapq.heappush(self._heap, (deadline, next(self._order), stream))
+            if self._greenlet is None or self._greenlet.dead:
+                self._greenlet = gevent.spawn(self._loop)
+            self._idle.set()
+            try:
+                stream.done.wait()
+            finally:
+                stream.done.set()  # killed while waiting (Locust stopping the user): drop it
+        if stream.error is not None:
+            raise stream.error
+
+    def _loop(self) -> None:
+        heap, idle = self._heap, self._idle
+        while True:
+            if self._unforwarded:
+                pending, self._unforwarded = self._unforwarded, []
+                for stream in pending:  # Locust event listeners may block: not in callbacks
+                    stream.driver._forward(stream.conversation, stream.transport.call_id)
+            if not heap:
+                idle.clear()
+                idle.wait()
+                continue
+            delay_ns = heap[0][0] - time.monotonic_ns()
+            if delay_ns > 0:
+                gevent.sleep(delay_ns / 1e9)
+                continue
+            batch_started = now = time.monotonic_ns()
+            while heap and heap[0][0] <= now:
+                self._serve_top()
+                now = time.monotonic_ns()
+                if now - batch_started > _BATCH_YIELD_NS:
+                    gevent.sleep(0)
+                    batch_started = now = time.monotonic_ns()
+
+    def serve_overdue(self) -> None:
+        """Serve the streams more than ~1 ms overdue, right here (never yields).
+
+        Receive callbacks call this after each read: when a burst of inbound data keeps the
+        event loop busy for a whole iteration, the scheduler's own timer cannot fire until it
+        ends, so the receive path hands the senders their turn instead.
+        """
+        heap = self._heap
+        if heap and heap[0][0] < time.monotonic_ns() - _OVERDUE_NS:
+            limit = time.monotonic_ns() - _OVERDUE_NS
+            while heap and heap[0][0] < limit:
+                self._unforwarded.append(self._serve_top(forward=False))
+
+    def _serve_top(self, forward: bool = True) -> _Stream:
+        stream = heapq.heappop(self._heap)[2]
+        try:
+            deadline = stream.serve(forward)
+        except Exception as exc:  # a bug in one call must not stop every other call
+            stream.fail(exc)
+            deadline = None
+        if deadline is not None:
+            heapq.heappush(self._heap, (deadline, next(self._order), stream))
+        return stream
+
+
+class _TurnLog:
+    """The opt-in per-turn JSONL dump (see the module docstring)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path.replace("{pid}", str(os.getpid()))
+        self._rows: list[tuple[Any, ...]] = []
+        atexit.register(self.flush)
+
+    def add(self, call_id: str, report: TurnReport) -> None:
+        self._rows.append((call_id, report))
+        if len(self._rows) >= _TURN_LOG_BATCH:
+            gevent.spawn(self.flush)
+
+    def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        lines = [json.dumps(_turn_record(call_id, report)) + "\n" for call_id, report in rows]
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write("".join(lines))
+
+
+def _turn_record(call_id: str, report: TurnReport) -> dict[str, Any]:
+    barge = report.barge
+    return {
+        "connection_id": call_id,
+        "turn_index": report.index,
+        "scenario": report.scenario,
+        "started_ns": report.started_ns,
+        "speech_ns": report.speech_ns,
+        "eos_ns": report.eos_ns,
+        "answer_first_ns": None if report.answer is None else report.answer.first_arrival_ns,
+        "ttfb_ms": report.ttfb_ms,
+        "failure": None if report.failure is None else report.failure.value,
+        "barge": None
+        if barge is None
+        else {
+            "outcome": barge.outcome.value,
+            "interrupted_turn": barge.interrupted_turn,
+            "speech_ns": barge.speech_ns,
+            "stop_arrival_ns": barge.stop_arrival_ns,
+            "latency_ms": barge.latency_ms,
+        },
+    }
+
+
+_scheduler: FrameScheduler | None = None
+_turn_log: _TurnLog | None = None
+_started = False
+
+
+def _process_start_up() -> None:
+    """Once per process, when the first caller is built (the audio library is loaded)."""
+    global _scheduler, _turn_log, _started
+    if _started:
+        return
+    _started = True
+    _scheduler = FrameScheduler()
+    path = os.environ.get(TURN_LOG_ENV, "")
+    _turn_log = _TurnLog(path) if path else None
+    gc.collect()
+    gc.freeze()  # the library's frames and start-up objects never need scanning again
+
+
+def flush_turn_log() -> None:
+    """Write out the turn log's pending lines now (no-op when the log is off)."""
+    if _turn_log is not None:
+        _turn_log.flush()
+
+
 class CallDriver:
     """Runs calls for one simulated caller. Not shared between callers."""
 
@@ -77,6 +316,7 @@ class CallDriver:
         sink: Sink,
         rng: random.Random,
     ) -> None:
+        _process_start_up()
         self.settings = settings
         self.library = library
         self.config = config
@@ -120,93 +360,68 @@ class CallDriver:
         plan = build_plan(choose_scenario(self.library.scenarios, self.rng), self.config, self.rng)
         conversation = Conversation(plan, self.config)
         protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
-        receiver = None
-        frames_sent = 0
+        stream: _Stream | None = None
+        received = 0
+        tokens = (self.settings.response_tokens, self.settings.end_tokens)
+        classify, receive = protocol.classify, conversation.receive
+
+        scheduler = _scheduler
+        assert scheduler is not None
+
+        def on_messages(arrival_ns: int, messages: list[str | bytes]) -> None:
+            nonlocal received
+            received += len(messages)
+            for message in messages:
+                receive(classify(message, *tokens), arrival_ns)
+            scheduler.serve_overdue()
+
+        def on_closed(exc: Closed) -> None:
+            conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
+
         try:
+            gevent.sleep(_phase_rng.random() * self.config.chunk_ms / 1000)
             for message in protocol.open_messages(call):
                 transport.send(message)
             conversation.start(time.monotonic_ns(), connect_started_ns=connect_started)
-            receiver = gevent.spawn(self._receive_loop, transport, conversation)
-            frames_sent = self._send_loop(transport, conversation)
-            for message in protocol.close_messages(call, frames_sent):
+            stream = _Stream(self, transport, conversation)
+            transport.start_receiving(on_messages, on_closed, stream.fail)
+            scheduler.run(stream)
+            if stream.closed is not None:
+                raise stream.closed
+            for message in protocol.close_messages(call, stream.count):
                 transport.send(message)
         except Closed as exc:
             conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
         finally:
-            if receiver is not None:
-                receiver.kill(block=False)
             transport.close(1000)
-            self._forward(conversation)
+            self.sink.stats.count("frames_received", received)
+            if stream is not None:
+                self._count_stream(stream)
+            self._forward(conversation, transport.call_id)
             self._record_counters(conversation)
 
-    def _send_loop(self, transport: WebSocketTransport, conversation: Conversation) -> int:
-        """Stream until the conversation is done; returns the number of frames sent."""
-        frames, tail = self.library.frames, self.library.tail
-        stats = self.sink.stats
-        epoch_offset_ns = time.time_ns() - time.monotonic_ns()
-        count, first_due, last_sent = 0, 0, 0
-        start_ns = conversation.next_deadline_ns() or time.monotonic_ns()
-        while not conversation.done:
-            deadline = conversation.next_deadline_ns()
-            if deadline is None:
-                break
-            delay_ns = deadline - time.monotonic_ns()
-            if delay_ns > 0:
-                gevent.sleep(delay_ns / _NS)
-            due: list[Frame] = conversation.frames_due(time.monotonic_ns())
-            for frame in due:
-                if frame.kind is FrameKind.UTTERANCE:
-                    assert frame.audio_key is not None
-                    encoded = frames[frame.audio_key][frame.index]
-                else:
-                    encoded = tail[frame.index % len(tail)]
-                count += 1
-                media_ms = (frame.due_ns - start_ns) // 1_000_000
-                transport.send(encoded.render(count, media_ms, frame.due_ns + epoch_offset_ns))
-                last_sent = time.monotonic_ns()
-                lateness_ns = conversation.sent(frame, last_sent)
-                stats.observe("frame_lateness_ms", lateness_ns / 1e6)
-                if count == 1:
-                    first_due = frame.due_ns
-            self._forward(conversation)
-        if count:
+    def _count_stream(self, stream: _Stream) -> None:
+        if stream.count:
             # Realised pace: audio time sent over the wall time it took (1.0 = real time).
+            stats = self.sink.stats
             chunk_us = self.config.chunk_ms * 1000
-            stats.count("frames_sent", count)
-            stats.count("stream_due_us", count * chunk_us)
-            stats.count("stream_actual_us", (last_sent - first_due) // 1000 + chunk_us)
-        return count
-
-    def _receive_loop(self, transport: WebSocketTransport, conversation: Conversation) -> None:
-        tokens = (self.settings.response_tokens, self.settings.end_tokens)
-        classify = self.library.protocol.classify
-        stats = self.sink.stats
-        burst = 0
-        received = 0
-        try:
-            while not conversation.done:
-                message = transport.recv()
-                arrival = time.monotonic_ns()
-                conversation.receive(classify(message, *tokens), arrival)
-                received += 1
-                burst += 1
-                if burst >= _YIELD_EVERY:
-                    burst = 0
-                    gevent.sleep(0)
-        except Closed as exc:
-            conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
-        finally:
-            stats.count("frames_received", received)
+            stats.count("frames_sent", stream.count)
+            stats.count("stream_due_us", stream.count * chunk_us)
+            actual_us = (stream.last_sent - stream.first_due) // 1000 + chunk_us
+            stats.count("stream_actual_us", actual_us)
 
     # ------------------------------------------------------------------ measurements
-    def _forward(self, conversation: Conversation) -> None:
+    def _forward(self, conversation: Conversation, call_id: str) -> None:
+        events = conversation.events()
+        if not events:
+            return
         stats = self.sink.stats
         benign_close = (
             self.settings.ws_ignore_close_exceptions
             and conversation.close_code is not None
             and close_is_benign(conversation.close_code)
         )
-        for event in conversation.events():
+        for event in events:
             if isinstance(event, Sample):
                 self._sample(event, stats, benign_close)
             elif isinstance(event, TurnReport):
@@ -215,6 +430,8 @@ class CallDriver:
                 if event.answer is not None:
                     for gap in event.answer.gaps_ms:
                         stats.observe("agent_gap_ms", gap)
+                if _turn_log is not None:
+                    _turn_log.add(call_id, event)
 
     def _sample(self, sample: Sample, stats: VoiceStats, benign_close: bool) -> None:
         metric, failure = sample.metric, sample.failure

@@ -58,6 +58,7 @@ class Harness:
         self.started_at: str | None = None
         self.started_monotonic = 0.0
         self.window = VoiceStats()  # master/standalone: the current timeline window
+        self.peak_workers = 0
         self.timeline: list[dict[str, Any]] = []
         self._greenlets: list[gevent.Greenlet] = []
         self.ready = gevent.event.Event()  # set once settings and audio are loaded
@@ -158,6 +159,8 @@ class Harness:
             self.close_window()
 
     def close_window(self) -> None:
+        if self.role == "master":
+            self.peak_workers = max(self.peak_workers, len(self.environment.runner.clients))
         cpu = max(self.current_cpu().values(), default=0.0)
         users = int(getattr(self.environment.runner, "user_count", 0) or 0)
         t_s = time.monotonic() - self.started_monotonic if self.started_monotonic else 0.0
@@ -237,7 +240,7 @@ class Harness:
             if self.started_monotonic
             else None,
             "users": getattr(runner, "target_user_count", None),
-            "workers": len(runner.clients) if self.role == "master" else 1,
+            "workers": max(self.peak_workers, len(runner.clients)) if self.role == "master" else 1,
             "target": settings.ws_url if settings else None,
             "role": self.role,
         }

@@ -1,0 +1,198 @@
+"""``python -m loadtest.bench`` / ``voice-loadtest bench`` (edge: orchestrates processes).
+
+Sections (each can be picked with ``--sections``):
+
+* **capacity** — the reference agent pinned to one CPU, one caller worker pinned to another,
+  callers stepped up; per step the worker's CPU, frames/s against real time, frame lateness,
+  receive lag. The same run gives **accuracy** (the callers' per-turn log matched against the
+  agent's ground truth, per load level) and the **CPU and memory cost** per caller;
+* **scaleout** — 1 and 2 workers against one agent, stepped per worker;
+* **agent** — the simulator's own capacity bench (:mod:`loadtest.agent_sim.bench`);
+* **coldstart** — Locust process start until the first frame, with and without an audio pull;
+* **profile** — py-spy samples of a worker at the capacity load (when py-spy is installed).
+
+Writes the results as JSON (``--json``) and as ``--out`` markdown (tables, the machine, the
+command). ``--quick`` runs a reduced set in well under two minutes; CI runs it to keep the
+benchmark from rotting (it never asserts speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from loadtest.bench.procs import machine, start_agent, stop
+from loadtest.bench.report import render_markdown
+from loadtest.bench.sections import (
+    AGENT_ARGS,
+    Plan,
+    agent_section,
+    capacity_section,
+    profile_section,
+    say,
+    scale_out_section,
+)
+
+__all__ = ["add_bench_arguments", "main", "run_bench"]
+
+SECTIONS = ("capacity", "scaleout", "agent", "coldstart", "profile")
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``bench`` options (``voice-loadtest bench`` and ``python -m loadtest.bench``)."""
+    parser.add_argument("--quick", action="store_true", help="reduced set, < 2 minutes (CI)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("docs/benchmarks.md"), help="markdown report to write"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--pcm-dir",
+        type=Path,
+        default=Path(os.environ.get("PCM_DIR", "audio_cache")),
+        help="audio cache (generated offline with espeak-ng into a temp folder if missing)",
+    )
+    parser.add_argument("--steps", help="callers per step, e.g. 50,100,200,400 (capacity)")
+    parser.add_argument("--step-s", type=float, help="measurement window per step (s)")
+    parser.add_argument("--settle-s", type=float, help="wait after ramping a step (s)")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma list of {', '.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument("--logs", type=Path, help="keep process logs and raw files here")
+    parser.set_defaults(handler=run_bench)
+
+
+def _audio(pcm_dir: Path, work: Path) -> Path:
+    if (pcm_dir / "manifest.jsonl").is_file():
+        return pcm_dir
+    from loadtest.audio.generate import GenerateOptions, generate_audio
+    from loadtest.audio.scenarios import BUILTIN_SCENARIOS
+    from loadtest.audio.tts import make_engine
+
+    out = work / "audio_cache"
+    say(f"{pcm_dir} has no audio cache: generating one offline into {out}")
+    generate_audio(
+        list(BUILTIN_SCENARIOS.values()), make_engine("espeak", {}), GenerateOptions(out_dir=out)
+    )
+    return out
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"bench: unknown section(s) {', '.join(unknown)}")
+    if args.quick:
+        plan = Plan(
+            steps=(50, 150), step_s=5.0, settle_s=2.0, scale_fractions=(0.5,),
+            agent_calls=(100,), agent_step_s=3.0, cold_runs=1,
+            sections=tuple(s for s in sections if s != "profile"),
+        )  # fmt: skip
+    else:
+        plan = Plan(
+            steps=(100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200), step_s=10.0,
+            settle_s=4.0, scale_fractions=(0.25, 0.5),
+            agent_calls=(250, 500, 750, 1000, 1250, 1500), agent_step_s=8.0, cold_runs=3,
+            sections=sections,
+        )  # fmt: skip
+    steps = plan.steps
+    if args.steps:
+        steps = tuple(int(s) for s in args.steps.split(",") if s.strip())
+    return Plan(
+        steps=steps,
+        step_s=args.step_s or plan.step_s,
+        settle_s=plan.settle_s if args.settle_s is None else args.settle_s,
+        scale_fractions=plan.scale_fractions,
+        agent_calls=plan.agent_calls,
+        agent_step_s=plan.agent_step_s,
+        cold_runs=plan.cold_runs,
+        sections=plan.sections,
+    )
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the selected sections; write ``--json`` and ``--out``. Returns 0."""
+    plan = _plan(args)
+    cpus = sorted(os.sched_getaffinity(0))
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "schema": 1,
+        "command": getattr(args, "command_line", None)
+        or shlex.join(["voice-loadtest", *sys.argv[1:]]),
+        "quick": bool(args.quick),
+        "machine": machine(),
+        "settings": {
+            "steps": list(plan.steps),
+            "step_s": plan.step_s,
+            "settle_s": plan.settle_s,
+            "agent_args": " ".join(AGENT_ARGS),
+            "greeting": "off",
+            "barge_in_rate": 0.3,
+            "sections": list(plan.sections),
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
+        work = args.logs or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        pcm_dir = _audio(args.pcm_dir, work)
+        results["settings"]["pcm_dir"] = str(pcm_dir)
+        held = 0
+        if "capacity" in plan.sections:
+            say(f"capacity: steps {', '.join(map(str, plan.steps))} callers")
+            results["capacity"], results["accuracy"], results["cost"] = capacity_section(
+                plan, pcm_dir, cpus, work
+            )
+            held = results["capacity"]["callers_per_core"]
+        if "scaleout" in plan.sections:
+            results["scale_out"] = scale_out_section(plan, held, pcm_dir, cpus, work)
+        if "agent" in plan.sections:
+            results["agent"] = agent_section(plan, cpus, work)
+        if "coldstart" in plan.sections:
+            from loadtest.bench.coldstart import measure_cold_start
+
+            agent = start_agent(cpus=None, ground_truth=None, log=work / "agent-cold.log",
+                                args=AGENT_ARGS)  # fmt: skip
+            try:
+                results["cold_start"] = measure_cold_start(
+                    agent.url, pcm_dir, runs=plan.cold_runs, log=work / "cold-start.log"
+                )
+            finally:
+                stop([agent.process])
+            say(f"cold start {results['cold_start']}")
+        if "profile" in plan.sections:
+            results["profile"] = profile_section(plan, held, pcm_dir, cpus, work)
+    results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["duration_s"] = round(time.monotonic() - started, 1)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render_markdown(results))
+    say(f"done in {results['duration_s']} s: {args.out}" + (f", {args.json}" if args.json else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.bench",
+        description="Benchmark the harness: callers per worker core, accuracy against the "
+        "agent's ground truth, CPU and memory per caller, scale-out, agent capacity, cold "
+        "start. Writes markdown (--out) and JSON (--json).",
+    )
+    add_bench_arguments(parser)
+    args = parser.parse_args(argv)
+    args.command_line = shlex.join(["python", "-m", "loadtest.bench", *argv])
+    return int(args.handler(args))

@@ -1,0 +1,122 @@
+"""One measurement window inside the benchmark's caller process (edge: reads /proc, clocks).
+
+:meth:`StepWindow.begin` drops what the callers recorded so far and notes the process CPU
+time; :func:`window_result` turns what was recorded since into one step's figures. The frame
+count of a window is the number of lateness samples: the caller records one per frame sent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from loadtest.metrics.histogram import Histogram
+from loadtest.metrics.voice_stats import VoiceStats
+
+__all__ = ["StepWindow", "cpu_seconds", "process_cpu_s", "rss_kb", "window_result"]
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """User and system CPU time of this process (all threads), in seconds."""
+    times = os.times()
+    return times.user, times.system
+
+
+def rss_kb() -> int:
+    """Resident set size of this process in KiB (``VmRSS``)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def process_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of another process (``/proc/PID/stat``), if readable."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class StepWindow:
+    started_ns: int
+    user_s: float
+    system_s: float
+    agent_pid: int | None = None
+    agent_cpu_s: float | None = None
+
+    @classmethod
+    def begin(cls, stats: VoiceStats, agent_pid: int | None = None) -> StepWindow:
+        stats.take_delta()  # what the ramp recorded is not part of the window
+        user_s, system_s = cpu_seconds()
+        return cls(
+            started_ns=time.monotonic_ns(),
+            user_s=user_s,
+            system_s=system_s,
+            agent_pid=agent_pid,
+            agent_cpu_s=process_cpu_s(agent_pid),
+        )
+
+
+def _q(histogram: Histogram) -> dict[str, float | None]:
+    p = histogram.summary()
+    return {"p50": p.p50, "p99": p.p99, "max": p.max}
+
+
+def window_result(
+    window: StepWindow, stats: VoiceStats, *, callers: int, chunk_ms: int
+) -> dict[str, Any]:
+    """The figures of one step, JSON-ready.
+
+    ``frames`` were sent in the window, ``frames_target`` is what ``callers`` real-time streams
+    send in as long; ``cpu_percent`` is of one core.
+    """
+    elapsed_s = (time.monotonic_ns() - window.started_ns) / 1e9
+    user_s, system_s = cpu_seconds()
+    user_s -= window.user_s
+    system_s -= window.system_s
+    cpu_s = user_s + system_s
+    agent_now = process_cpu_s(window.agent_pid)
+    agent_percent = (
+        None
+        if agent_now is None or window.agent_cpu_s is None
+        else round((agent_now - window.agent_cpu_s) / elapsed_s * 100, 1)
+    )
+    delta = VoiceStats()
+    delta.merge(stats.take_delta())
+    lateness = delta.histograms["frame_lateness_ms"]
+    counters = delta.counters
+    target = callers * elapsed_s * 1000 / chunk_ms
+    ttfb = delta.histograms["ttfb_ms"].summary()
+    return {
+        "event": "step",
+        "callers": callers,
+        "window_s": round(elapsed_s, 3),
+        "started_ns": window.started_ns,
+        "ended_ns": window.started_ns + round(elapsed_s * 1e9),
+        "cpu_s": round(cpu_s, 3),
+        "cpu_percent": round(cpu_s / elapsed_s * 100, 1),
+        "cpu_system_percent": round(system_s / elapsed_s * 100, 1),
+        "agent_cpu_percent": agent_percent,
+        "frames": lateness.count,
+        "frames_target": round(target),
+        "frame_rate_ratio": round(lateness.count / target, 4) if target else None,
+        "lateness_ms": _q(lateness),
+        "lateness_hist": lateness.serialize(),
+        "receive_lag_ms": _q(delta.histograms["receive_lag_ms"]),
+        "receive_lag_hist": delta.histograms["receive_lag_ms"].serialize(),
+        "rss_kb": rss_kb(),
+        "ttfb_ms": {"count": ttfb.count, "p50": ttfb.p50, "p99": ttfb.p99},
+        "turns": counters.get("turns", 0),
+        "turns_ok": counters.get("turns_ok", 0),
+        "calls_connected": counters.get("calls_connected", 0),
+        "errors": dict(delta.errors),
+    }

@@ -1,0 +1,204 @@
+"""The benchmark's processes (edge): the agent simulator, caller workers, the machine.
+
+Every process is started here with its CPU affinity set before it runs any Python
+(``preexec_fn``), tracked, and stopped by :func:`stop` (SIGTERM, then SIGKILL) — only the
+processes this module started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from loadtest.errors import LoadtestError
+
+__all__ = [
+    "AGENT_PATH",
+    "Agent",
+    "Worker",
+    "free_port",
+    "machine",
+    "start_agent",
+    "start_worker",
+    "stop",
+]
+
+AGENT_PATH = "/api/v1/media/stream"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pin(cpus: set[int] | None) -> Any:
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("gevent", "greenlet", "locust", "websocket-client", "websockets"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on (and how busy the machine was)."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "packages": _versions(),
+    }
+
+
+@dataclass
+class Agent:
+    process: subprocess.Popen[bytes]
+    url: str
+    ground_truth: Path | None
+
+
+def start_agent(
+    *,
+    cpus: set[int] | None,
+    ground_truth: Path | None,
+    log: Path,
+    args: Sequence[str] = (),
+) -> Agent:
+    """The reference agent on 127.0.0.1 and a free port, healthy, pinned to ``cpus``."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "loadtest", "agent", "--host", "127.0.0.1", "--port", str(port),
+        "--log-level", "warning", *args,
+        *(["--ground-truth", str(ground_truth)] if ground_truth else []),
+    ]  # fmt: skip
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=_pin(cpus)
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LoadtestError(f"the agent simulator exited with {process.returncode} (see {log})")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return Agent(process, f"ws://127.0.0.1:{port}{AGENT_PATH}", ground_truth)
+        except OSError:
+            time.sleep(0.1)
+    stop([process])
+    raise LoadtestError("the agent simulator did not become healthy within 30 s")
+
+
+@dataclass
+class Worker:
+    """One benchmark caller process (:mod:`loadtest.bench.worker`) and its JSON lines."""
+
+    process: subprocess.Popen[bytes]
+    lines: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
+
+    def records(self, timeout_s: float) -> Iterator[dict[str, Any]]:
+        """Its JSON lines as they come, until it exits (raises on a stall of ``timeout_s``)."""
+        while True:
+            try:
+                record = self.lines.get(timeout=timeout_s)
+            except queue.Empty:
+                raise LoadtestError(
+                    f"a benchmark worker said nothing for {timeout_s:.0f} s"
+                ) from None
+            if record is None:
+                return
+            yield record
+
+
+def _pump(stream: IO[bytes], lines: queue.Queue[dict[str, Any] | None]) -> None:
+    for raw in stream:
+        text = raw.decode(errors="replace").strip()
+        if text.startswith("{"):
+            lines.put(json.loads(text))
+    lines.put(None)
+
+
+def start_worker(
+    *,
+    url: str,
+    pcm_dir: Path,
+    steps: Sequence[int],
+    settle_s: float,
+    step_s: float,
+    cpus: set[int] | None,
+    log: Path,
+    turn_log: Path | None = None,
+    agent_pid: int | None = None,
+) -> Worker:
+    """A caller worker stepping through ``steps`` (see :mod:`loadtest.bench.worker`)."""
+    command = [
+        sys.executable, "-m", "loadtest.bench.worker", "--url", url, "--pcm-dir", str(pcm_dir),
+        "--steps", ",".join(str(s) for s in steps), "--settle-s", str(settle_s),
+        "--step-s", str(step_s),
+        *(["--agent-pid", str(agent_pid)] if agent_pid else []),
+    ]  # fmt: skip
+    env = dict(os.environ)
+    env.pop("VOICE_LOADTEST_TURN_LOG", None)
+    if turn_log is not None:
+        env["VOICE_LOADTEST_TURN_LOG"] = str(turn_log)
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=sink, env=env, preexec_fn=_pin(cpus)
+        )
+    worker = Worker(process)
+    assert process.stdout is not None
+    threading.Thread(target=_pump, args=(process.stdout, worker.lines), daemon=True).start()
+    return worker
+
+
+def stop(processes: Sequence[subprocess.Popen[Any]], grace_s: float = 10.0) -> None:
+    """SIGTERM each process this benchmark started, then SIGKILL what is left after
+    ``grace_s``."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,480 @@
+"""``docs/benchmarks.md`` from the benchmark's results (core: pure, dict in, markdown out)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from loadtest.bench.analysis import (
+    MAX_P99_MS,
+    MAX_RECEIVE_LAG_P99_MS,
+    RATE_TOLERANCE,
+    step_holds,
+)
+from loadtest.bench.notes import LIMITS
+
+__all__ = ["headline", "render_markdown"]
+
+_TARGET_CALLERS = 500
+_STRETCH_CALLERS = 1000
+_TARGET_ERROR_P99_MS = 2.0
+_TARGET_SCALE = 1.9
+_TARGET_KB_PER_CALLER = 100.0
+_TARGET_AGENT_CALLS = 1000
+
+
+def _f(value: Any, digits: int = 1, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _level(accuracy: Mapping[str, Any], callers: int) -> Mapping[str, Any] | None:
+    levels: list[Mapping[str, Any]] = accuracy.get("levels", [])
+    for level in levels:
+        if level["callers"] == callers:
+            return level
+    return None
+
+
+def _nearest_level(accuracy: Mapping[str, Any], callers: int) -> Mapping[str, Any] | None:
+    levels: list[Mapping[str, Any]] = [
+        lv for lv in accuracy.get("levels", []) if lv["ttfb_error_ms"]["count"]
+    ]
+    if not levels:
+        return None
+    return min(levels, key=lambda lv: abs(lv["callers"] - callers))
+
+
+def _worst_p99(level: Mapping[str, Any] | None) -> float | None:
+    if level is None:
+        return None
+    values = [
+        level[k]["p99"] for k in ("ttfb_abs_error_ms", "barge_in_abs_error_ms") if level[k]["count"]
+    ]
+    return max(values) if values else None
+
+
+def headline(results: Mapping[str, Any]) -> str:
+    """The sentence the README quotes."""
+    cap = results.get("capacity", {}).get("callers_per_core")
+    accuracy = results.get("accuracy", {})
+    parts = []
+    if cap is not None:
+        parts.append(
+            f"one worker core carries **{cap} real-time callers** (frame lateness and receive "
+            f"lag p99 ≤ {MAX_P99_MS:g} ms, frame rate within {RATE_TOLERANCE:.0%} of real time)"
+        )
+    level = _level(accuracy, cap) if cap else None
+    if level is not None and level["ttfb_abs_error_ms"]["count"]:
+        parts.append(
+            f"at that load TTFB is measured within **{_f(level['ttfb_abs_error_ms']['p99'], 2)} "
+            f"ms (p99)** and barge-in within **{_f(level['barge_in_abs_error_ms']['p99'], 2)} "
+            "ms** of the agent's own ground truth"
+        )
+    step = next(
+        (st for st in results.get("capacity", {}).get("steps", []) if st["callers"] == cap), None
+    )
+    if step is not None and _agent_bound(step):
+        parts.append(
+            f"the reference agent was at {_f(step['agent_cpu_percent'])} % of its CPU there, so "
+            "the worker's figure is a lower bound and most of that error is the agent reading "
+            "late (see the accuracy table's caller→agent leg)"
+        )
+    text = "; ".join(parts) if parts else "no capacity figures in this run"
+    return text[0].upper() + text[1:] + "."
+
+
+def _machine(results: Mapping[str, Any]) -> list[str]:
+    m = results.get("machine", {})
+    packages = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items())
+    rows = [
+        ["Date (UTC)", m.get("date")],
+        ["CPU", f"{m.get('cpu_model')} — {m.get('cpus')} CPUs ({m.get('cpus_usable')} usable)"],
+        ["Python", f"{m.get('python')} on {m.get('platform')}"],
+        ["Packages", packages],
+        [
+            "Load average (1/5/15 min) at start → end",
+            f"{m.get('load_average')} → {m.get('load_average_end')}",
+        ],
+        ["Command", f"`{results.get('command')}`"],
+        [
+            "Duration",
+            f"{results.get('duration_s')} s" + (" (quick mode)" if results.get("quick") else ""),
+        ],
+    ]
+    return ["## Machine", "", *_table(["", ""], rows)]
+
+
+def _status(ok: bool | None) -> str:
+    return "–" if ok is None else ("met" if ok else "**not met**")
+
+
+_AGENT_BOUND_PERCENT = 90.0
+
+
+def _agent_bound(step: Mapping[str, Any]) -> bool:
+    agent = step.get("agent_cpu_percent")
+    return agent is not None and agent >= _AGENT_BOUND_PERCENT
+
+
+def _targets(results: Mapping[str, Any]) -> list[str]:
+    if results.get("quick"):
+        return [
+            "## Targets",
+            "",
+            "Not judged: this is a `--quick` smoke run (two small steps), not a capacity "
+            "measurement. Run `make bench` for the figures.",
+            "",
+        ]
+    cap = results.get("capacity", {}).get("callers_per_core")
+    accuracy = results.get("accuracy", {})
+    at_200 = _nearest_level(accuracy, 200)
+    at_cap = _level(accuracy, cap) if cap else None
+    scale_out = results.get("scale_out", {})
+    scale = scale_out.get("ratio")
+    scale_judged = scale_out.get("judged", True)
+    kb = results.get("cost", {}).get("rss_kb_per_caller")
+    agent = results.get("agent", {}).get("max_calls_held_one_core")
+    worst_200, worst_cap = _worst_p99(at_200), _worst_p99(at_cap)
+    rows = [
+        [f"≥ {_TARGET_CALLERS} real-time callers per worker core (stretch {_STRETCH_CALLERS:,})",
+         _f(cap), _status(None if cap is None else cap >= _TARGET_CALLERS)],
+        [f"TTFB and barge-in error p99 ≤ {_TARGET_ERROR_P99_MS:g} ms at ~200 callers/core "
+         f"({_f(at_200 and at_200['callers'])} measured)", _f(worst_200, 2, " ms"),
+         _status(None if worst_200 is None else worst_200 <= _TARGET_ERROR_P99_MS)],
+        [f"… and at the capacity figure ({_f(cap)})", _f(worst_cap, 2, " ms"),
+         _status(None if worst_cap is None else worst_cap <= _TARGET_ERROR_P99_MS)],
+        [f"2 workers carry ≥ {_TARGET_SCALE}× the callers of 1", _f(scale, 2, "×"),
+         _status(None if scale is None else scale >= _TARGET_SCALE)
+         if scale_judged else "not judged: needs ≥ 3 CPUs (see scale-out)"],
+        [f"memory per caller ≤ {_TARGET_KB_PER_CALLER:g} KB", _f(kb, 1, " KB"),
+         _status(None if kb is None else kb <= _TARGET_KB_PER_CALLER)],
+        [f"agent simulator ≥ {_TARGET_AGENT_CALLS:,} concurrent calls per core", _f(agent),
+         _status(None if agent is None else agent >= _TARGET_AGENT_CALLS)],
+    ]  # fmt: skip
+    return ["## Targets", "", *_table(["target (issue 9)", "this run", ""], rows)]
+
+
+def _capacity(results: Mapping[str, Any]) -> list[str]:
+    cap = results.get("capacity")
+    if not cap:
+        return []
+    settings = results.get("settings", {})
+    pinned = (
+        f"the agent pinned to CPU {cap['agent_cpus']}, the worker to CPU {cap['worker_cpus']}"
+        if cap.get("pinned")
+        else "one CPU only: nothing pinned"
+    )
+    rows = []
+    for s in cap["steps"]:
+        late, lag = s["lateness_ms"], s["receive_lag_ms"]
+        verdict = "holds" if step_holds(s) else "**fails**"
+        if _agent_bound(s):
+            verdict += " (agent saturated)"
+        rows.append([
+            s["callers"], f"{_f(s['cpu_percent'])} ({_f(s.get('cpu_system_percent'))})",
+            _f(s.get("agent_cpu_percent")),
+            f"{s['frames'] / s['window_s']:,.0f} ({s['frames_target'] / s['window_s']:,.0f})",
+            _f(s["frame_rate_ratio"], 4),
+            f"{_f(late['p50'], 2)} / {_f(late['p99'], 2)} / {_f(late['max'], 1)}",
+            f"{_f(lag['p99'], 1)} / {_f(lag['max'], 1)}",
+            _f(s["ttfb_ms"]["p50"], 1),
+            verdict,
+        ])  # fmt: skip
+    return [
+        "## Capacity: callers per worker core",
+        "",
+        f"One caller worker (the Locust `VoiceUser`, call driver and transport in one process, "
+        f"stepped by Locust's runner) against the reference agent ({settings.get('agent_args')}, "
+        f"greeting off, 30 % of turns barge in), {pinned}. Every caller holds one long call "
+        "with agent audio returning in real time after each turn. Per step the callers settle "
+        f"for {settings.get('settle_s')} s, then a {settings.get('step_s')} s window is measured. "
+        f"A step holds when frame lateness p99 ≤ {MAX_P99_MS:g} ms, the realised frame rate "
+        f"is within {RATE_TOLERANCE:.0%} of real time and the event loop's receive lag p99 ≤ "
+        f"{MAX_RECEIVE_LAG_P99_MS:g} ms (inbound audio read late would inflate every TTFB); "
+        "stepping stops after two failing steps. The agent's CPU is shown because one agent "
+        "process must serve every caller: where it saturates, its replies arrive in bursts "
+        "and the figures past that point describe the agent as much as the worker.",
+        "",
+        f"**Capacity: {cap['callers_per_core']} callers per core.**{_bound_note(cap)}",
+        "",
+        *_table(
+            [
+                "callers",
+                "worker CPU % (system)",
+                "agent CPU %",
+                "frames/s (target)",
+                "realtime factor",
+                "lateness p50 / p99 / max ms",
+                "receive lag p99 / max ms",
+                "TTFB p50 ms",
+                "",
+            ],
+            rows,
+        ),
+    ]
+
+
+def _bound_note(cap: Mapping[str, Any]) -> str:
+    failing = [s for s in cap["steps"] if not step_holds(s)]
+    if failing and _agent_bound(failing[0]):
+        return (
+            f" The first failing step had the agent at {_f(failing[0]['agent_cpu_percent'])} % "
+            "of its CPU: the agent simulator, not the caller worker, set this limit — the "
+            "worker's figure is at least this."
+        )
+    return ""
+
+
+def _q(stats: Mapping[str, Any], digits: int = 2) -> str:
+    if not stats["count"]:
+        return "–"
+    return f"{_f(stats['p50'], digits)} / {_f(stats['p99'], digits)} / {_f(stats['max'], digits)}"
+
+
+def _accuracy(results: Mapping[str, Any]) -> list[str]:
+    acc = results.get("accuracy")
+    if not acc:
+        return []
+    rows = []
+    for lv in acc["levels"]:
+        rows.append([
+            lv["callers"], lv["ttfb_error_ms"]["count"], _q(lv["ttfb_error_ms"]),
+            f"{_f(lv['caller_to_agent_ms']['p50'], 2)} / {_f(lv['caller_to_agent_ms']['p99'], 2)}",
+            f"{_f(lv['agent_to_caller_ms']['p50'], 2)} / {_f(lv['agent_to_caller_ms']['p99'], 2)}",
+            lv["barge_in_error_ms"]["count"], _q(lv["barge_in_error_ms"]),
+            f"{lv['matched_by_index']} / {lv['matched_by_time']} / {lv['unmatched']}",
+        ])  # fmt: skip
+    return [
+        "## Accuracy against the agent's ground truth",
+        "",
+        "The capacity run, read twice: the callers' per-turn log (`VOICE_LOADTEST_TURN_LOG`) "
+        "and the agent's ground truth (`--ground-truth`), both `time.monotonic_ns()` on one "
+        "host, matched per connection id and turn. Error = harness − truth, where the truth "
+        "is the agent's first reply frame written − last speech frame read (TTFB) and "
+        "StopAudio written − first barge speech frame read (barge-in). The error is the "
+        "loopback transit both ways, i.e. how late each side read what the other wrote — the "
+        "two halves are shown for TTFB. Turns are counted in the step whose window contains "
+        "their end of speech (barge-in: first barge speech frame).",
+        "",
+        *_table(
+            [
+                "callers",
+                "TTFB n",
+                "TTFB error p50 / p99 / max ms",
+                "caller→agent p50 / p99 ms",
+                "agent→caller p50 / p99 ms",
+                "barge-in n",
+                "barge-in error p50 / p99 / max ms",
+                "matched by turn / by time / unmatched",
+            ],
+            rows,
+        ),
+    ]
+
+
+def _cost(results: Mapping[str, Any]) -> list[str]:
+    cost = results.get("cost")
+    if not cost:
+        return []
+    return [
+        "## CPU and memory per caller",
+        "",
+        f"- CPU: **{_f(cost['cpu_ms_per_caller_s'], 2)} ms of CPU per caller-second** "
+        f"(slope of worker CPU over the holding steps; fixed overhead "
+        f"{_f(cost['cpu_fixed_percent'])} % of a core).",
+        f"- Memory: **{_f(cost['rss_kb_per_caller'])} KB per caller** "
+        f"({_f(cost['rss_mb_per_100_callers'], 2)} MB of RSS per 100 callers, slope over every "
+        f"step); the worker starts at {_f(cost['rss_mb_start'])} MB with the audio cache "
+        "loaded and pre-encoded once for all callers.",
+        "",
+    ]
+
+
+def _scale_out(results: Mapping[str, Any]) -> list[str]:
+    scale = results.get("scale_out")
+    if not scale:
+        return []
+    if "skipped" in scale:
+        return ["## Scale-out", "", f"Skipped: {scale['skipped']}.", ""]
+    rows = []
+    for config in scale["configs"]:
+        for s in config["steps"]:
+            late = s["lateness_ms"]
+            rows.append([
+                config["workers"], s["callers"], _f(s["cpu_percent_max"]),
+                _f(s.get("agent_cpu_percent")),
+                _f((s.get("receive_lag_ms") or {}).get("p99"), 1),
+                _f(s["frame_rate_ratio"], 4),
+                f"{_f(late['p50'], 2)} / {_f(late['p99'], 2)} / {_f(late['max'], 1)}",
+                "holds" if step_holds(s) else "**fails**",
+            ])  # fmt: skip
+    held = ", ".join(f"{c['workers']} worker(s): {c['held']}" for c in scale["configs"])
+    cpu = "; ".join(
+        f"{c['per_worker']} callers per worker: {_f(c['one_worker'])} % alone, "
+        f"{_f(c['two_workers'])} % with a second worker"
+        for c in scale.get("worker_cpu_percent", [])
+    )
+    pairs = scale.get("worker_cpu_percent", [])
+    cheaper = all(c["two_workers"] <= c["one_worker"] * 1.1 for c in pairs)
+    verdict = (
+        ""
+        if scale.get("judged", True)
+        else " Not judged against the target: with 2 CPUs the agent has no CPU of its own, so "
+        "the second worker shares one with it and the verdicts above measure that contention "
+        f"(receive lag from preemption), not how workers scale. Busiest worker's CPU — {cpu}"
+        + (": a second worker does not make a caller dearer." if pairs and cheaper else ".")
+    )
+    return [
+        "## Scale-out: 1 vs 2 workers",
+        "",
+        f"Workers pinned to CPUs {scale['configs'][-1]['worker_cpus']}, the agent "
+        f"{scale['agent_cpus']}; each worker steps through {scale['per_worker_steps']} callers "
+        "at the same time — fractions of the capacity figure, because one agent process (one "
+        "core) must serve them all — and lateness is pooled over all frames of all workers. "
+        "Workers share nothing, so the question is whether a second worker costs the first "
+        "any fidelity; on a 2-CPU machine the agent has no CPU of its own here and competes "
+        "with both workers.",
+        "",
+        f"**Largest total held — {held}; ratio {_f(scale['ratio'], 2)}×.**{verdict}",
+        "",
+        *_table(
+            [
+                "workers",
+                "callers (total)",
+                "busiest worker CPU %",
+                "agent CPU %",
+                "receive lag p99 ms",
+                "realtime factor",
+                "lateness p50 / p99 / max ms",
+                "",
+            ],
+            rows,
+        ),
+    ]
+
+
+def _agent(results: Mapping[str, Any]) -> list[str]:
+    agent = results.get("agent")
+    if not agent:
+        return []
+    if "skipped" in agent:
+        return ["## Agent simulator capacity", "", f"Skipped: {agent['skipped']}.", ""]
+    rows = [
+        [s["calls"], _f(s["cpu_percent"]), _f(s["lateness_p50_ms"], 1), _f(s["lateness_p99_ms"], 1),
+         _f(s["loop_lag_max_ms"], 1), _f(s["audio_ratio"], 3), s["dropped"],
+         "holds" if s["holds"] else "**fails**"]
+        for s in agent["steps"]
+    ]  # fmt: skip
+    return [
+        "## Agent simulator capacity",
+        "",
+        f"`{agent['command']}` (`make bench-agent`): the simulator pinned to one CPU, a cheap "
+        "raw-asyncio load client on another; every call is full duplex (caller frames in, "
+        f"real-time reply audio out). Holds: {agent['criteria']}.",
+        "",
+        f"**{agent['max_calls_held_one_core']} concurrent calls per core.**",
+        "",
+        *_table(
+            [
+                "calls",
+                "agent CPU %",
+                "lateness p50 ms",
+                "p99 ms",
+                "loop lag max ms",
+                "audio received",
+                "dropped",
+                "",
+            ],
+            rows,
+        ),
+    ]
+
+
+def _cold(results: Mapping[str, Any]) -> list[str]:
+    cold = results.get("cold_start")
+    if not cold:
+        return []
+    plain = cold.get("without_pull", {})
+    pull = cold.get("with_pull", {})
+    pull_text = (
+        f"Skipped: {pull['skipped']}."
+        if "skipped" in pull
+        else f"**{_f(pull.get('median_ms'), 0)} ms** median ({pull.get('store')}: pull "
+        f"{pull.get('pull_ms')} ms, then start; runs {pull.get('runs_ms')} ms)."
+    )
+    return [
+        "## Cold start",
+        "",
+        "From spawning `locust -f loadtest/locustfile.py --headless -u 1` to the send instant "
+        "of its first caller frame (interpreter, Locust and gevent start-up, loading and "
+        "pre-encoding the audio cache, the target probe, the WebSocket upgrade).",
+        "",
+        f"- Without an audio pull: **{_f(plain.get('median_ms'), 0)} ms** median "
+        f"(runs {plain.get('runs_ms')} ms).",
+        f"- With `voice-loadtest audio pull` first: {pull_text}",
+        "",
+    ]
+
+
+def _profile(results: Mapping[str, Any]) -> list[str]:
+    prof = results.get("profile")
+    if not prof:
+        return []
+    if "skipped" in prof:
+        return ["## Where a worker's CPU goes", "", f"Skipped: {prof['skipped']}.", ""]
+    return [
+        "## Where a worker's CPU goes",
+        "",
+        f"{prof['tool']} on the worker at {prof['callers']} callers: {prof['samples']} busy "
+        f"samples (another {prof.get('idle_percent')} % of samples found it idle in "
+        "`epoll_wait`), grouped by the innermost recognised frame.",
+        "",
+        *_table(["where", "% of busy samples"], prof["buckets"]),
+        *_table(["top leaf frames", "% of busy samples"], prof["top_leaves"][:8]),
+    ]
+
+
+def render_markdown(results: Mapping[str, Any]) -> str:
+    """The whole ``docs/benchmarks.md``."""
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m loadtest.bench`, also `voice-loadtest bench`); "
+        "re-run it to refresh this page. Figures from a shared or virtualised machine vary "
+        "from run to run — the machine and its load average are recorded below.",
+        "",
+        f"> {headline(results)}",
+        "",
+        *_machine(results),
+        *_targets(results),
+        *_capacity(results),
+        *_accuracy(results),
+        *_cost(results),
+        *_scale_out(results),
+        *_agent(results),
+        *_cold(results),
+        *_profile(results),
+        LIMITS,
+        "## Raw results",
+        "",
+        "<details><summary>JSON (also written by <code>--json FILE</code>)</summary>",
+        "",
+        "```json",
+        json.dumps(results, indent=2),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""docs/benchmarks.md rendering, the profile grouping and the bench command line (pure)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import pytest
+
+from loadtest.bench.cli import _plan, add_bench_arguments
+from loadtest.bench.profile import categorize
+from loadtest.bench.report import headline, render_markdown
+
+
+def _q(p50: float, p99: float, mx: float, n: int = 10) -> dict[str, Any]:
+    return {"count": n, "p50": p50, "p99": p99, "max": mx, "min": 0.0}
+
+
+def _step(callers: int, p99: float, agent_cpu: float = 50.0) -> dict[str, Any]:
+    return {
+        "callers": callers, "window_s": 10.0, "cpu_percent": callers / 10,
+        "cpu_system_percent": callers / 40, "agent_cpu_percent": agent_cpu,
+        "frames": callers * 500, "frames_target": callers * 500, "frame_rate_ratio": 1.0,
+        "lateness_ms": {"p50": 0.5, "p99": p99, "max": p99 * 2},
+        "receive_lag_ms": {"p50": 0.2, "p99": 1.0, "max": 2.0},
+        "ttfb_ms": {"count": 5, "p50": 600.5, "p99": 601.0}, "rss_kb": 90000 + callers * 40,
+    }  # fmt: skip
+
+
+def _level(callers: int) -> dict[str, Any]:
+    return {
+        "callers": callers, "holds": True, "ttfb_error_ms": _q(0.4, 1.2, 1.5),
+        "ttfb_abs_error_ms": _q(0.4, 1.2, 1.5), "caller_to_agent_ms": _q(0.2, 0.5, 0.6),
+        "agent_to_caller_ms": _q(0.2, 0.7, 0.9), "barge_in_error_ms": _q(0.5, 1.4, 1.6, 3),
+        "barge_in_abs_error_ms": _q(0.5, 1.4, 1.6, 3), "matched_by_index": 10,
+        "matched_by_time": 0, "unmatched": 0,
+    }  # fmt: skip
+
+
+def _results(quick: bool = False, last_agent_cpu: float = 50.0) -> dict[str, Any]:
+    steps = [_step(200, 1.0), _step(500, 3.0), _step(700, 9.0, last_agent_cpu)]
+    return {
+        "schema": 1, "command": "python -m loadtest.bench", "quick": quick, "duration_s": 400.0,
+        "machine": {"date": "2026-01-01T00:00:00+00:00", "cpus": 2, "cpus_usable": 2,
+                    "cpu_model": "Test CPU", "python": "3.11.7", "platform": "Linux",
+                    "load_average": [0.1, 0.1, 0.1], "load_average_end": [1.0, 0.5, 0.2],
+                    "packages": {"gevent": "1"}},
+        "settings": {"steps": [200, 500, 700], "step_s": 10.0, "settle_s": 4.0,
+                     "agent_args": "--latency-ms 600", "greeting": "off"},
+        "capacity": {"agent_cpus": [0], "worker_cpus": [1], "pinned": True, "steps": steps,
+                     "callers_per_core": 500},
+        "accuracy": {"levels": [_level(200), _level(500), _level(700)]},
+        "cost": {"cpu_ms_per_caller_s": 1.2, "cpu_fixed_percent": 5.0, "rss_kb_per_caller": 40.0,
+                 "rss_mb_per_100_callers": 3.9, "rss_mb_start": 88.0, "per_step": []},
+        "scale_out": {"agent_cpus": "unpinned", "per_worker_steps": [120, 250], "ratio": 2.0,
+                      "configs": [{"workers": 1, "worker_cpus": [1], "held": 250, "steps": []},
+                                  {"workers": 2, "worker_cpus": [1, 0], "held": 500,
+                                   "steps": []}]},
+        "agent": {"command": "python -m loadtest.agent_sim.bench", "criteria": "p99 <= 20 ms",
+                  "max_calls_held_one_core": 1000, "steps": []},
+        "cold_start": {"without_pull": {"runs_ms": [900.0], "median_ms": 900.0},
+                       "with_pull": {"skipped": "no Blob Storage"}},
+        "profile": {"skipped": "py-spy is not installed"},
+    }  # fmt: skip
+
+
+def test_headline_quotes_capacity_and_accuracy_at_capacity() -> None:
+    text = headline(_results())
+    assert "**500 real-time callers**" in text
+    assert "1.20 ms (p99)" in text and "1.40 ms" in text
+
+
+def test_markdown_has_every_section_the_machine_and_the_raw_json() -> None:
+    text = render_markdown(_results())
+    for heading in ("# Benchmarks", "## Machine", "## Targets", "## Capacity",
+                    "## Accuracy", "## CPU and memory", "## Scale-out", "## Agent simulator",
+                    "## Cold start", "## What limits"):  # fmt: skip
+        assert heading in text
+    assert "Test CPU" in text and "`python -m loadtest.bench`" in text
+    assert "| 500 | 50.0 (12.5) |" in text
+    assert "Skipped: no Blob Storage." in text
+    raw = text.split("```json\n", 1)[1].split("\n```", 1)[0]
+    assert json.loads(raw)["capacity"]["callers_per_core"] == 500
+    assert "| ≥ 500 real-time callers per worker core (stretch 1,000) | 500 | met |" in text
+
+
+def test_every_table_row_has_as_many_cells_as_its_header() -> None:
+    results = _results()
+    results["scale_out"]["configs"][0]["steps"] = [
+        {**_step(100, 1.0), "cpu_percent_max": 20.0}
+    ]  # fmt: skip
+    header_cells = 0
+    for line in render_markdown(results).splitlines():
+        if not line.startswith("|"):
+            header_cells = 0
+            continue
+        cells = line.count("|") - 1
+        if header_cells == 0:
+            header_cells = cells
+        assert cells == header_cells, line
+
+
+def test_agent_bound_limit_is_called_out() -> None:
+    assert "the agent simulator, not the caller worker" in render_markdown(
+        _results(last_agent_cpu=97)
+    )
+    assert "the agent simulator, not the caller worker" not in render_markdown(_results())
+
+
+def test_quick_runs_do_not_judge_targets() -> None:
+    text = render_markdown(_results(quick=True))
+    assert "Not judged" in text and "| met |" not in text
+
+
+def test_profile_groups_samples_leaf_first() -> None:
+    hub, serve = "Hub.run (gevent/hub.py:1)", "_Stream.serve (loadtest/runtime/caller.py:1)"
+    raw = "\n".join([
+        f"{hub};send (libc.so.6) 30",
+        f"{serve};frames_due (loadtest/conversation/engine.py:1) 50",
+        f"{hub};_on_readable (loadtest/runtime/caller.py:1);loads (json/__init__.py:1) 20",
+    ])  # fmt: skip
+    result = categorize(raw)
+    assert result["samples"] == 100
+    assert dict((name, share) for name, share in result["buckets"]) == {
+        "conversation engine": 50.0, "send() system call": 30.0, "inbound classify (JSON)": 20.0,
+    }  # fmt: skip
+    assert categorize("")["samples"] == 0
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_plans() -> None:
+    quick = _plan(_args("--quick"))
+    assert quick.steps == (50, 150) and "profile" not in quick.sections
+    full = _plan(_args("--steps", "10,20", "--step-s", "3", "--sections", "capacity"))
+    assert full.steps == (10, 20) and full.step_s == 3 and full.sections == ("capacity",)
+    with pytest.raises(SystemExit):
+        _plan(_args("--sections", "capacity,nope"))
