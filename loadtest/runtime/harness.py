@@ -83,6 +83,14 @@ class Harness:
     # -------------------------------------------------------------- roles
     @property
     def role(self) -> str:
+        # From the options first: a worker that joins a running test gets its first spawn
+        # order (and test_start) while Locust is still constructing it, before
+        # environment.runner is set; taking it for standalone would keep its deltas local.
+        options = self.environment.parsed_options
+        if options is not None and getattr(options, "worker", False):
+            return "worker"
+        if options is not None and getattr(options, "master", False):
+            return "master"
         name = type(self.environment.runner).__name__
         return {"MasterRunner": "master", "WorkerRunner": "worker"}.get(name, "standalone")
 
