@@ -8,7 +8,6 @@ message into an :class:`~loadtest.protocols.base.Inbound` without decoding audio
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import time
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtest.audio.pcm import split_frames
+from loadtest.protocols._match import base64_decoded_len, match_tokens
 from loadtest.protocols.acs._common import SAMPLE_WIDTH, get_ci
 from loadtest.protocols.base import Inbound, InboundKind, WireMessage
 from loadtest.protocols.caller_api import CallContext
@@ -35,9 +35,7 @@ __all__ = [
 
 DEFAULT_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 DEFAULT_PARTICIPANT = "8:acs:voice-loadtest"
-_DETAIL_MAX_CHARS = 200
-_TEXT_WALK_MAX_STRINGS = 256
-_TEXT_WALK_MAX_DEPTH = 16
+_SKIP_KEYS = frozenset({"data"})  # never match tokens inside audio payloads
 
 
 def encode_metadata(
@@ -138,50 +136,6 @@ _OTHER = Inbound(InboundKind.OTHER)
 _audio_cache: dict[int, Inbound] = {}
 
 
-def _base64_decoded_len(data: str) -> int | None:
-    """Bytes that ``data`` decodes to, from its length and padding; ``None`` if not a multiple
-    of 4 characters."""
-    size = len(data)
-    if size % 4:
-        return None
-    padding = 2 if data.endswith("==") else 1 if data.endswith("=") else 0
-    return size // 4 * 3 - padding
-
-
-@functools.lru_cache(maxsize=64)
-def _lowered(tokens: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(t.lower() for t in tokens if t)
-
-
-def _text_fields(obj: object) -> list[str]:
-    """String values in ``obj``, depth-first, skipping payloads under keys named ``data``."""
-    found: list[str] = []
-    stack: list[tuple[object, int]] = [(obj, 0)]
-    while stack and len(found) < _TEXT_WALK_MAX_STRINGS:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            found.append(item)
-        elif depth >= _TEXT_WALK_MAX_DEPTH:
-            continue
-        elif isinstance(item, dict):
-            for key, value in reversed(item.items()):
-                if isinstance(key, str) and key.lower() == "data":
-                    continue
-                stack.append((value, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((value, depth + 1) for value in reversed(item))
-    return found
-
-
-def _match_tokens(texts: list[str], tokens: tuple[str, ...]) -> str | None:
-    for text in texts:
-        lowered = text.lower()
-        for token in tokens:
-            if token in lowered:
-                return text[:_DETAIL_MAX_CHARS]
-    return None
-
-
 def classify(
     message: WireMessage,
     response_tokens: tuple[str, ...] = (),
@@ -215,14 +169,9 @@ def classify(
             return _STOP
     elif kind is not None:
         return Inbound(InboundKind.MALFORMED, detail="kind is not a string")
-    if end_tokens or response_tokens:
-        texts = _text_fields(obj)
-        matched = _match_tokens(texts, _lowered(end_tokens))
-        if matched is not None:
-            return Inbound(InboundKind.END, detail=matched)
-        matched = _match_tokens(texts, _lowered(response_tokens))
-        if matched is not None:
-            return Inbound(InboundKind.TRANSCRIPT, detail=matched)
+    matched = match_tokens(obj, response_tokens, end_tokens, _SKIP_KEYS)
+    if matched is not None:
+        return matched
     if kind is None:
         return Inbound(InboundKind.MALFORMED, detail="missing kind")
     return _OTHER
@@ -235,7 +184,7 @@ def _classify_audio(obj: dict[str, Any]) -> Inbound:
     data = get_ci(body, "data", "Data")
     if not isinstance(data, str) or not data:
         return Inbound(InboundKind.MALFORMED, detail="AudioData without base64 data")
-    size = _base64_decoded_len(data)
+    size = base64_decoded_len(data)
     if size is None:
         return Inbound(InboundKind.MALFORMED, detail="AudioData data is not padded base64")
     inbound = _audio_cache.get(size)
