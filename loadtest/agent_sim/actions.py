@@ -25,9 +25,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per reply frame, and a frozen __init__ costs 3x
 class SendAudio:
-    """Send reply frame ``frame`` (index into the pre-encoded reply audio)."""
+    """Send reply frame ``frame`` (index into the pre-encoded reply audio). Read-only."""
 
     frame: int
 

@@ -2,8 +2,17 @@
 
 Starts ``python -m loadtest.agent_sim`` pinned to one CPU, then ramps up calls from a load
 client pinned to another CPU. Every call is full duplex like ACS: the caller streams 20 ms
-``AudioData`` frames (comfort noise, so the VAD runs on each) and the agent streams a
-real-time reply the whole time (a greeting as long as the run). For each step the
+``AudioData`` frames and the agent streams a real-time reply the whole time (a greeting as
+long as the run). What the callers send (``--caller-audio``):
+
+* ``noise`` (default) — what the harness sends while it listens (``SILENCE_MODE=noise``):
+  a cycle of 50 comfort-noise frames, not flagged silent, so the VAD's level gate runs on
+  every frame; repeats, like a load test replaying its recordings.
+* ``unique`` — comfort noise that never repeats within the simulator's decode memory (a pool
+  of 20,000 frames): the cost of audio that is new every frame.
+* ``flagged`` — silence flagged ``silent: true``, as ACS marks a listening caller's frames
+  (``SILENCE_MODE=flagged``): decoded, but not classified.
+* ``none`` — callers send nothing (agent → caller audio only). For each step the
 benchmark reads the simulator's own metrics — reply-frame send lateness (due time → write),
 event-loop lag — its CPU use from ``/proc``, and how much reply audio reached the client.
 
@@ -175,9 +184,7 @@ def _cpu_s(pid: int) -> float:
 async def _run(args: argparse.Namespace, port: int, metrics_port: int, pid: int) -> list[_Step]:
     loop = asyncio.get_running_loop()
     mask = os.urandom(4)
-    noise = comfort_noise_frames(16000, 20, 50, seed=7)
-    stamp = acs.iso_timestamp(time.time_ns())
-    frames = [_masked_frame(acs.encode_frame(f).render_utf8(stamp), mask) for f in noise]
+    frames = _caller_frames(args.caller_audio, mask)
     metadata = _masked_frame(acs.encode_metadata(16000).encode(), mask)
     callers: list[_Caller] = []
 
@@ -187,11 +194,12 @@ async def _run(args: argparse.Namespace, port: int, metrics_port: int, pid: int)
         while True:
             tick += 1
             await asyncio.sleep(max(0.0, t0 + tick * _FRAME_S - loop.time()))
-            if args.inbound:
-                frame = frames[tick % len(frames)]
-                for caller in callers:
+            if frames:
+                pool = len(frames)
+                offset = tick * len(callers)
+                for index, caller in enumerate(callers):
                     if caller.upgraded and not caller.lost and caller.transport is not None:
-                        caller.transport.write(frame)
+                        caller.transport.write(frames[(offset + index) % pool])
 
     async def open_call(index: int) -> _Caller:
         key = base64.b64encode(os.urandom(16)).decode()
@@ -252,6 +260,20 @@ async def _run(args: argparse.Namespace, port: int, metrics_port: int, pid: int)
     return steps
 
 
+_POOL = {"noise": 50, "unique": 20_000, "flagged": 1, "none": 0}
+
+
+def _caller_frames(kind: str, mask: bytes) -> list[bytes]:
+    """The masked caller frames the ticker cycles through (see the module docstring)."""
+    count = _POOL[kind]
+    stamp = acs.iso_timestamp(time.time_ns())
+    flagged = kind == "flagged"
+    pcm = [bytes(640)] if flagged else comfort_noise_frames(16000, 20, count, seed=7)
+    return [
+        _masked_frame(acs.encode_frame(f, silent=flagged).render_utf8(stamp), mask) for f in pcm
+    ]
+
+
 def _start_agent(args: argparse.Namespace) -> tuple[subprocess.Popen[str], int, int]:
     duration_ms = int((len(args.calls) * (args.step_s + args.settle_s + 10) + 60) * 1000)
     command = [
@@ -296,10 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument(
-        "--no-inbound",
-        dest="inbound",
-        action="store_false",
-        help="callers send no audio (agent → caller only)",
+        "--caller-audio",
+        choices=tuple(_POOL),
+        default="noise",
+        help="what callers stream (see the module docstring)",
     )
     parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     parser.add_argument("--keep-going", action="store_true", help="continue after a failing step")
@@ -321,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     held = [s.calls for s in steps if s.holds]
-    summary = {"max_calls_held_one_core": max(held) if held else 0, "inbound": args.inbound}
+    summary = {
+        "max_calls_held_one_core": max(held) if held else 0,
+        "caller_audio": args.caller_audio,
+    }
     print(json.dumps(summary))
     return 0
 

@@ -1,9 +1,9 @@
 """The agent simulator's asyncio edge: WebSocket server, pacing timers, signals.
 
 All decisions are made by :class:`~loadtest.agent_sim.session.AgentSession`; this module
-reads messages (stamping each with ``time.monotonic_ns()`` as it is read), performs the
-actions a session returns, and wakes each session at its next deadline with one
-``loop.call_later`` timer per call (no task switch per frame).
+takes messages (stamped with ``time.monotonic_ns()`` as they are read, and delivered without
+a task switch by :class:`~.edge.DirectConnection`), performs the actions a session returns,
+and wakes each session at its next deadline through the shared :class:`~.edge.Pacer`.
 
 Reply frames are framed once with websockets' own ``Frame.serialize`` — per process, or per
 call when the protocol's messages name the stream (Twilio ``streamSid``) — and written
@@ -51,6 +51,7 @@ from loadtest.agent_sim.actions import (
 )
 from loadtest.agent_sim.audio import ReplyAudio
 from loadtest.agent_sim.config import AgentSettings, FaultKind
+from loadtest.agent_sim.edge import DirectConnection, Pacer
 from loadtest.agent_sim.ground_truth import GroundTruthWriter
 from loadtest.agent_sim.session import AgentSession
 from loadtest.agent_sim.stats import AgentStats
@@ -74,14 +75,13 @@ class _Accepted:
 class _Call:
     """One connection's glue: session + timer + writes. Runs entirely on the event loop."""
 
-    __slots__ = ("deadline_ns", "frames", "handle", "loop", "server", "session", "stop", "ws")
+    __slots__ = ("deadline_ns", "frames", "server", "session", "slot", "stop", "ws")
 
     def __init__(self, server: AgentServer, ws: ServerConnection, session: AgentSession) -> None:
         self.server = server
         self.ws = ws
         self.session = session
-        self.loop = asyncio.get_running_loop()
-        self.handle: asyncio.TimerHandle | None = None
+        self.slot: int | None = None  # the Pacer's millisecond this call waits for
         self.deadline_ns: int | None = None
         self.frames: tuple[bytes, ...] = ()
         self.stop = b""
@@ -93,7 +93,6 @@ class _Call:
         self.after_step()
 
     def on_timer(self) -> None:
-        self.handle = None
         self.deadline_ns = None
         actions = self.session.poll(time.monotonic_ns())
         if actions:
@@ -107,21 +106,19 @@ class _Call:
         deadline = self.session.next_deadline_ns()
         if deadline == self.deadline_ns:
             return
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
         self.deadline_ns = deadline
-        if deadline is not None:
-            delay_s = max(0.0, (deadline - time.monotonic_ns()) / 1e9)
-            self.handle = self.loop.call_later(delay_s, self.on_timer)
+        if deadline is None:
+            self.slot = None
+        else:
+            self.server.pacer.wake(self, deadline)
 
     def execute(self, actions: list[Action]) -> None:
         ws = self.ws
         for action in actions:
-            if isinstance(action, SendAudio):
+            if type(action) is SendAudio:  # nearly every action: the cheapest test first
                 if not self.frames:
                     self.frames, self.stop = self.server.call_wire(self.session)
-                if ws.state is State.OPEN and not ws.transport.is_closing():
+                if ws.protocol.state is State.OPEN and not ws.transport.is_closing():
                     ws.transport.write(self.frames[action.frame])
             elif isinstance(action, SendStop):
                 if not self.stop:
@@ -138,9 +135,7 @@ class _Call:
                 _reset(ws)
 
     def finish(self, now_ns: int) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
+        self.slot = None
         self.session.close(now_ns)
         records = self.session.take_records()
         if records:
@@ -196,6 +191,7 @@ class AgentServer:
             weakref.WeakKeyDictionary()
         )
         self._ordinal = 0
+        self.pacer = Pacer()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: Server | None = None
         self._lag_task: asyncio.Task[None] | None = None
@@ -210,6 +206,7 @@ class AgentServer:
             process_request=self._process_request,
             max_size=s.max_message_bytes,
             compression=None,
+            create_connection=DirectConnection,
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         self._lag_task = asyncio.create_task(self._watch_loop_lag())
@@ -322,8 +319,10 @@ class AgentServer:
         if actions:
             call.execute(actions)
         call.after_step()
+        assert isinstance(ws, DirectConnection)
+        ws.deliver_to(call.on_message)
         try:
-            async for message in ws:
+            async for message in ws:  # what the fast path handed to websockets (see .edge)
                 call.on_message(message, time.monotonic_ns())
         except ConnectionClosedError as exc:
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:

@@ -79,6 +79,8 @@ class Segmenter(Protocol):
 
     def push(self, frame: bytes) -> VadEvent | None: ...
 
+    def push_silent(self) -> VadEvent | None: ...
+
 
 class AgentSession:
     """The simulated agent of one call (see the module docstring for the call order).
@@ -172,7 +174,7 @@ class AgentSession:
                 if self._vad is None:
                     self._bad("audio_before_metadata")
                     return actions
-            self._audio(parsed.pcm, now_ns)
+            self._audio(parsed.pcm, parsed.silent, now_ns)
             return []
         if isinstance(parsed, Rejected):
             self._bad(parsed.reason)
@@ -271,25 +273,27 @@ class AgentSession:
             self._queued = self._playback(turn, now_ns, self._policy.greeting_frames)
         return []
 
-    def _audio(self, pcm: bytes, now_ns: int) -> None:
+    def _audio(self, pcm: bytes, silent: bool, now_ns: int) -> None:
         if self._message_bytes and len(pcm) != self._message_bytes:
             self._bad("wrong_size")
         size = self._vad_bytes
         if len(pcm) == size and not self._pending:
-            self._push(pcm, now_ns)
+            self._push(pcm, silent, now_ns)
             return
         # Frames of another size are re-cut onto the VAD's 20 ms grid (all stamped now_ns).
         self._pending += pcm
         while len(self._pending) >= size:
-            self._push(bytes(self._pending[:size]), now_ns)
+            self._push(bytes(self._pending[:size]), silent, now_ns)
             del self._pending[:size]
 
-    def _push(self, frame: bytes, now_ns: int) -> None:
+    def _push(self, frame: bytes, silent: bool, now_ns: int) -> None:
+        """One VAD frame; a frame the caller flagged silent (ACS ``silent: true``) is taken at
+        its word, as production agents do, and not classified."""
         assert self._vad is not None
         self._index += 1
         index = self._index
         self._ring[index % _RING] = now_ns
-        event = self._vad.push(frame)
+        event = self._vad.push_silent() if silent else self._vad.push(frame)
         speech = self._vad.last_speech_index == index
         if speech:
             self._last_speech_rx_ns = now_ns

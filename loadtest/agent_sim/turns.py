@@ -160,11 +160,12 @@ class Playback:
         count was reached."""
         turn = self.turn
         stop_due = self.stop_due_ns
-        while self.next < turn.frames_planned:
-            due = self.due(self.next)
+        frame = self.next
+        while frame < turn.frames_planned:
+            due = self.start_ns + (frame // self.chunk_frames) * self.chunk_ns  # self.due(frame)
             if due > now_ns or (stop_due is not None and stop_due <= due):
                 break
-            actions.append(SendAudio(self.next))
+            actions.append(SendAudio(frame))
             stats.frames_sent_total += 1
             stats.record_lateness(now_ns - due)
             if turn.first_tx_ns is None:
@@ -174,8 +175,9 @@ class Playback:
                     actions.append(SendText(transcript))
             turn.last_tx_ns = now_ns
             turn.frames_sent += 1
-            self.next += 1
-            if self.close_after is not None and self.next >= self.close_after:
+            frame += 1
+            self.next = frame
+            if self.close_after is not None and frame >= self.close_after:
                 return True
         return False
 

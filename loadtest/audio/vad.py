@@ -19,12 +19,14 @@ first frame of a run of ``onset_frames`` speech frames.
 from __future__ import annotations
 
 import enum
+import warnings
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import webrtcvad
 
-from loadtest.audio.pcm import check_pcm, check_rate, frame_size, rms_dbfs
+from loadtest.audio.pcm import SAMPLE_WIDTH, check_pcm, check_rate, frame_size, rms_dbfs
 from loadtest.errors import AudioFormatError, ConfigError
 
 __all__ = [
@@ -38,6 +40,14 @@ __all__ = [
 ]
 
 _WEBRTC_RATES = (8000, 16000, 32000, 48000)  # what webrtcvad accepts, Hz
+
+_audioop: ModuleType | None
+try:  # in the standard library up to Python 3.12 (deprecated there), gone in 3.13
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop as _audioop
+except ImportError:  # pragma: no cover - Python 3.13+: numpy computes every level
+    _audioop = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,8 @@ class _FrameClassifier:
 
     def __init__(self, sample_rate: int, params: VadParams) -> None:
         self._params = params
+        # rms_dbfs(frame) < min_level_dbfs  <=>  RMS < quiet_rms (in sample units)
+        self._quiet_rms = 32768.0 * 10.0 ** (params.min_level_dbfs / 20.0)
         self._rate = check_rate(sample_rate)
         self._vad = webrtcvad.Vad(params.aggressiveness)
         self._upsample = sample_rate not in _WEBRTC_RATES
@@ -102,11 +114,23 @@ class _FrameClassifier:
                 f"VAD frame of {len(frame)} bytes; expected {self.frame_bytes} "
                 f"({self._params.frame_ms} ms at {self._rate} Hz)"
             )
-        if rms_dbfs(frame) < self._params.min_level_dbfs:
+        if self._quiet(frame):
             return False
         if self._upsample:
             frame = np.repeat(np.frombuffer(frame, dtype="<i2"), 2).tobytes()
         return bool(self._vad.is_speech(frame, self._vad_rate))
+
+    def _quiet(self, frame: bytes) -> bool:
+        """Below ``min_level_dbfs``. The agent asks this for every inbound frame: audioop's C
+        RMS (floored to an integer) settles it unless it lands within one unit of the
+        threshold, where the exact float computation decides."""
+        if _audioop is not None:
+            floor_rms = _audioop.rms(frame, SAMPLE_WIDTH)
+            if floor_rms + 1 <= self._quiet_rms:
+                return True
+            if floor_rms >= self._quiet_rms:
+                return False
+        return rms_dbfs(frame) < self._params.min_level_dbfs
 
     def reset(self) -> None:
         """Forget the adaptive state (webrtcvad adapts its noise model to what it has seen)."""

@@ -63,9 +63,13 @@ class CallerMetadata:
     encoding: str = "PCM"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallerAudio:
-    """One frame of caller audio as the agent receives it (PCM16 bytes, decoded)."""
+    """One frame of caller audio as the agent receives it (PCM16 bytes, decoded).
+
+    Not frozen, unlike its siblings: the simulator builds one per inbound frame and a frozen
+    dataclass's ``__init__`` costs three times as much. Treat it as read-only.
+    """
 
     pcm: bytes
     silent: bool = False

@@ -101,13 +101,14 @@ async def stream_call(
     *,
     headers: dict[str, str] | None = None,
     before_metadata: Sequence[WireMessage] = (),
-    after_metadata: Sequence[WireMessage] = (),
+    after_metadata: Sequence[WireMessage | list[str]] = (),
     response_tokens: tuple[str, ...] = (),
     tail_ms: int = 0,
     start_delay_ms: int = 0,
 ) -> CallResult:
     """Connect, send metadata and ``script`` in real time, keep reading for ``tail_ms`` more,
-    then close. Never raises for a connection the server closed; see ``close_code``."""
+    then close. Never raises for a connection the server closed; see ``close_code``. A list
+    in ``after_metadata`` goes out as one message in fragments."""
     result = CallResult()
     await asyncio.sleep(start_delay_ms / 1000)
     try:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import statistics
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from loadtest.agent_sim.config import FaultKind
 from loadtest.audio.tts_espeak import EspeakEngine
@@ -310,6 +313,61 @@ def test_bad_inputs_are_survived_and_counted(azure_sample_dir: Path) -> None:
     assert bad_rate.close_code == 1003 and "44100" in bad_rate.close_reason
     assert oversized.close_code == 1009
     assert all(count >= 1 for count in bad.values()), bad
+
+
+def test_fragments_pings_and_invalid_text_go_through_websockets(azure_sample_dir: Path) -> None:
+    """The simulator reads ordinary frames itself and hands anything else to websockets
+    (agent_sim/wsframes.py). A fragmented message mid-call moves the rest of the call onto
+    websockets' parser: the reply must still start latency-ms after the last speech frame.
+    Pings are answered on either path; text that is not UTF-8 closes with 1007."""
+    silence = acs.encode_frame(bytes(640)).render("2024-01-01T00:00:00.000Z")
+    fragmented = [silence[:200], silence[200:700], silence[700:]]
+    with AgentProcess("--response-ms", "600") as agent:
+        script = CallScript().speech(pcm(azure_sample_dir), "t1").silence(1600)
+        result = asyncio.run(stream_call(agent.url, script, after_metadata=[fragmented]))
+        pongs = asyncio.run(_ping_around_a_frame(agent.url))
+        close_code = _raw_call(agent.port, Frame(Opcode.TEXT, b"\xff\xfe{}").serialize(mask=True))
+        frames = agent.metric("voice_loadtest_agent_inbound_frames_total")
+        assert agent.stop() == 0
+    assert result.error is None and result.close_code == 1000
+    assert_near(since_ms(result, script, "t1.end", InboundKind.AUDIO), LATENCY_MS)
+    assert frames >= len(script.frames) + 1 + 1  # the fragmented one and the pinged one
+    assert pongs == 2
+    assert close_code == 1007
+
+
+async def _ping_around_a_frame(url: str) -> int:
+    async with connect(url, compression=None) as ws:
+        await ws.send(acs.encode_metadata(16000))
+        await asyncio.wait_for(await ws.ping(b"before"), 5)
+        await ws.send(acs.encode_frame(bytes(640)).render("2024-01-01T00:00:00.000Z"))
+        await asyncio.wait_for(await ws.ping(b"after"), 5)
+    return 2
+
+
+def _raw_call(port: int, frame: bytes) -> int:
+    """Upgrade by hand, send metadata then ``frame``; the close code the server sends."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        key = base64.b64encode(b"0123456789abcdef").decode()
+        sock.sendall(
+            (
+                f"GET /api/v1/media/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(4096)
+        assert received.startswith(b"HTTP/1.1 101"), received[:80]
+        received = received.split(b"\r\n\r\n", 1)[1]
+        metadata = acs.encode_metadata(16000).encode()
+        sock.sendall(Frame(Opcode.TEXT, metadata).serialize(mask=True) + frame)
+        while chunk := sock.recv(4096):
+            received += chunk
+    index = received.find(b"\x88")  # the server's close frame (unmasked, short)
+    assert index >= 0, received
+    return int.from_bytes(received[index + 2 : index + 4], "big")
 
 
 def test_200_concurrent_callers(tmp_path: Path, azure_sample_dir: Path) -> None:

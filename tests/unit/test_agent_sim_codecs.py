@@ -11,15 +11,15 @@ import pytest
 
 from loadtest.agent_sim.actions import Close, SendAudio, SendBinary, SendStop, SendText
 from loadtest.agent_sim.audio import ReplyAudio, tone_pcm
-from loadtest.agent_sim.codecs import AcsCodec, RawCodec, TwilioCodec, make_codec
+from loadtest.agent_sim.codecs import AcsCodec, RawCodec, RepeatDecoder, TwilioCodec, make_codec
 from loadtest.agent_sim.config import AgentSettings, FaultKind, FaultPlan, ReplyPolicy
 from loadtest.agent_sim.server import AgentServer
 from loadtest.agent_sim.session import AgentSession
 from loadtest.agent_sim.stats import AgentStats
 from loadtest.audio.pcm import comfort_noise_frames, mulaw_encode, split_frames
 from loadtest.errors import ConfigError
-from loadtest.protocols import raw, twilio
-from loadtest.protocols.base import InboundKind
+from loadtest.protocols import acs, raw, twilio
+from loadtest.protocols.base import CallerAudio, InboundKind
 from tests.unit.test_agent_sim_session import Driver
 
 MS = 1_000_000
@@ -229,3 +229,24 @@ def test_server_frames_raw_replies_once_as_binary() -> None:
     assert frames is server.wire_frames[8000] and len(frames) == 20
     assert frames[0][:4] == b"\x82\x7e\x01\x40"  # FIN + binary, 320 bytes
     assert stop == b"\x81\x04STOP"
+
+
+def test_repeat_decoder_remembers_valid_base64_within_its_limit() -> None:
+    decode = RepeatDecoder(limit=2)
+    first = decode("AAEC")
+    assert first == b"\x00\x01\x02" and decode("AAEC") is first  # the remembered bytes
+    assert decode("AAED") == b"\x00\x01\x03"
+    assert decode("AAEE") == b"\x00\x01\x04"  # over the limit: forgotten, still right
+    with pytest.raises(ValueError):
+        decode("!!!!")
+    with pytest.raises(ValueError):
+        decode("!!!!")  # errors are never remembered
+
+
+def test_acs_codec_decodes_repeated_frames_once() -> None:
+    frame = acs.encode_frame(bytes(range(256)) * 2 + bytes(128)).render("2024-01-01T00:00:00Z")
+    codec = AcsCodec()
+    first = codec.parse(frame)
+    again = codec.parse(frame)
+    assert isinstance(first, CallerAudio) and isinstance(again, CallerAudio)
+    assert again.pcm is first.pcm and first.pcm == bytes(range(256)) * 2 + bytes(128)

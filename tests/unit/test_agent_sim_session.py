@@ -380,3 +380,19 @@ def test_close_finishes_open_turns() -> None:
     assert d.times(SendAudio)
     d.close()
     assert d.records[0].outcome == "closed"
+
+
+def test_frames_flagged_silent_are_taken_at_their_word() -> None:
+    """ACS flags a listening caller's frames ``silent: true``; the agent does not classify
+    them: loud frames flagged silent do not open a turn, and they count as the silence that
+    ends one."""
+    flagged = acs.encode_frame(_TONE, silent=True).render(TS)
+    d = Driver()
+    d.metadata()
+    d.idle(100)
+    d.stream(flagged, 600)
+    d.idle(2000)
+    assert d.times(SendAudio) == [] and d.records == []
+    _, last = turn(d)  # the same audio unflagged is speech
+    d.stream(flagged, 1500)
+    assert d.times(SendAudio)[0] == d.rx[last] + 800 * MS

@@ -11,6 +11,7 @@ import pytest
 
 from loadtest.errors import ProtocolError
 from loadtest.protocols import acs
+from loadtest.protocols.acs import agent as acs_agent
 from loadtest.protocols.base import (
     CallerAudio,
     CallerDtmf,
@@ -201,6 +202,69 @@ def test_parse_audio_decodes() -> None:
     assert parsed == CallerAudio(pcm=PCM, silent=True, timestamp=TS, participant="p")
     pascal = compact({"Kind": "AudioData", "AudioData": {"Data": B64, "IsSilent": False}})
     assert acs.parse_caller(pascal) == CallerAudio(pcm=PCM)
+
+
+OTHER_B64 = base64.b64encode(bytes(640)).decode()
+AUDIO_SHAPES = [
+    acs.encode_audio_data(PCM, TS, participant_raw_id="8:acs:x", silent=False),
+    acs.encode_audio_data(PCM, TS, participant_raw_id="p", silent=True),
+    compact({"Kind": "AudioData", "AudioData": {"Data": B64, "IsSilent": True}}),
+    compact({"audioData": {"silent": True, "data": B64}, "kind": "audioData"}),  # reordered
+    json.dumps({"kind": "AudioData", "audioData": {"data": B64}}, indent=2),  # not compact
+    json.dumps({"kind": "AudioData", "audioData": {"data": B64}}).replace("/", "\\/"),
+    compact({"kind": "AudioData", "data": OTHER_B64, "audioData": {"data": B64}}),  # decoy first
+    compact({"kind": "AudioData", "audioData": {"data": B64}, "data": OTHER_B64}),  # decoy after
+    compact({"kind": "AudioData", "audioData": {"data": B64, "Data": OTHER_B64}}),
+    compact({"kind": "AudioData", "audioData": {"timestamp": 'a"data":"b', "data": B64}}),
+    compact({"kind": "AudioData", "audioData": {"participantRawID": None, "data": B64}}),
+    compact({"kind": "AudioMetadata", "audioMetadata": {"sampleRate": 16000, "data": B64}}),
+    compact({"kind": "DtmfData", "dtmfData": {"data": "5"}}),
+    compact({"kind": "AudioData", "audioData": {"data": "!!!!"}}),
+    compact({"kind": "AudioData", "audioData": {"data": "AAAA"}}),
+    compact({"kind": "AudioData", "audioData": {"data": ""}}),
+    '{"kind":"AudioData","audioData":{"data":"' + B64 + '"',  # truncated
+    '{"kind":"AudioData","audioData":{"data":"' + B64 + '","silent":false}}}',  # extra brace
+]
+
+
+@pytest.mark.parametrize("message", AUDIO_SHAPES)
+def test_audio_fast_path_agrees_with_the_full_parser(
+    message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quick AudioData path (base64 cut out before JSON) returns exactly what the full
+    parser returns, or the same error, for every shape — including the ones it declines."""
+
+    def outcome() -> object:
+        try:
+            return acs.parse_caller(message)
+        except acs.AcsProtocolError as exc:
+            return ("error", exc.reason)
+
+    fast = outcome()
+    monkeypatch.setattr(acs_agent, "_audio_fast", lambda message, decode: None)
+    assert fast == outcome()
+
+
+@pytest.mark.parametrize(("index", "quick"), [(0, True), (1, True), (2, True), (3, True),
+                                              (4, False), (5, False), (6, False), (7, False),
+                                              (8, False), (9, True)])  # fmt: skip
+def test_which_shapes_take_the_quick_path(index: int, quick: bool) -> None:
+    taken = acs_agent._audio_fast(AUDIO_SHAPES[index], base64.b64decode)
+    assert (taken is not None) is quick
+
+
+def test_audio_decode_is_pluggable() -> None:
+    seen: list[str] = []
+
+    def decode(data: str) -> bytes:
+        seen.append(data)
+        return base64.b64decode(data)
+
+    message = acs.encode_audio_data(PCM, TS)
+    assert acs.parse_caller(message, decode) == CallerAudio(PCM, False, TS, acs.DEFAULT_PARTICIPANT)
+    slow = compact({"Kind": "AudioData", "AudioData": {"Data": B64}}).replace("/", "\\/")
+    assert acs.parse_caller(slow, decode) == CallerAudio(PCM)
+    assert seen == [B64, B64]
 
 
 def test_parse_dtmf_and_other() -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from loadtest.audio import pcm
@@ -79,3 +80,24 @@ def test_segmenter_rejects_wrong_frame_size_and_bad_settings() -> None:
         SpeechSegmenter(16000, endpoint_silence_ms=5)
     with pytest.raises(ConfigError):
         VadParams(frame_ms=25)
+
+
+def test_level_gate_is_exact_around_the_threshold() -> None:
+    """The quick RMS check (audioop, floored to an integer) settles only clear cases: every
+    level within a few units of -45 dBFS is judged exactly as the float formula does."""
+    from loadtest.audio.vad import _FrameClassifier
+
+    classifier = _FrameClassifier(16000, VadParams())
+    threshold = VadParams().min_level_dbfs
+    rng = np.random.default_rng(3)
+    shape = rng.standard_normal(320)
+    shape /= np.sqrt(np.mean(shape**2))
+    checked = 0
+    for target in np.linspace(170.0, 200.0, 601):  # RMS in sample units; threshold ~184.3
+        frame = np.round(shape * target).astype("<i2").tobytes()
+        assert classifier._quiet(frame) == (pcm.rms_dbfs(frame) < threshold), target
+        checked += 1
+    for value in (183, 184, 185):  # constant frames: RMS exactly ``value``
+        frame = np.full(320, value, dtype="<i2").tobytes()
+        assert classifier._quiet(frame) == (value < 184.27)
+    assert checked == 601
