@@ -159,8 +159,9 @@ bench-quick: venv audio ## the benchmark's < 2 min smoke run (CI runs tests/inte
 	$(BIN)/python -m loadtest.bench --quick --out reports/benchmarks-quick.md --json reports/benchmarks-quick.json --pcm-dir "$(PCM_DIR)"
 
 bench-agent: venv ## agent simulator capacity: real-time calls per core (pins server and client cores)
-	$(BIN)/python -m loadtest.agent_sim.bench --calls 250,500,750,1000 --step-s 10
-	$(BIN)/python -m loadtest.agent_sim.bench --calls 500,1000,1500 --step-s 10 --no-inbound
+	$(BIN)/python -m loadtest.agent_sim.bench --calls 500,750,1000,1250 --step-s 10
+	$(BIN)/python -m loadtest.agent_sim.bench --calls 500,750,1000,1250 --step-s 10 --caller-audio unique
+	$(BIN)/python -m loadtest.agent_sim.bench --calls 1000,1500,2000,2500 --step-s 10 --caller-audio none
 
 clean: ## remove caches and build output (keeps the venv and audio)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -49,6 +49,7 @@ from loadtest.protocols import acs
 __all__ = ["main"]
 
 _FRAME_S = 0.020
+_PHASES = 10
 _BUCKET = re.compile(r'^voice_loadtest_agent_frame_lateness_seconds_bucket\{le="([^"]+)"\} (\S+)$')
 
 
@@ -189,15 +190,19 @@ async def _run(args: argparse.Namespace, port: int, metrics_port: int, pid: int)
     callers: list[_Caller] = []
 
     async def ticker() -> None:
+        # Callers that connected at different moments send at different phases of the 20 ms
+        # grid: caller i sends in sub-tick i % _PHASES, not all 1,000 in one burst.
         tick = 0
         t0 = loop.time()
+        step_s = _FRAME_S / _PHASES
         while True:
             tick += 1
-            await asyncio.sleep(max(0.0, t0 + tick * _FRAME_S - loop.time()))
+            await asyncio.sleep(max(0.0, t0 + tick * step_s - loop.time()))
             if frames:
                 pool = len(frames)
                 offset = tick * len(callers)
-                for index, caller in enumerate(callers):
+                for index in range(tick % _PHASES, len(callers), _PHASES):
+                    caller = callers[index]
                     if caller.upgraded and not caller.lost and caller.transport is not None:
                         caller.transport.write(frames[(offset + index) % pool])
 

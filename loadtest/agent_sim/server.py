@@ -100,10 +100,10 @@ class _Call:
         self.after_step()
 
     def after_step(self) -> None:
-        records = self.session.take_records()
-        if records:
-            self.server.emit_records(records)
-        deadline = self.session.next_deadline_ns()
+        session = self.session
+        if session.has_records:
+            self.server.emit_records(session.take_records())
+        deadline = session.next_deadline_ns()
         if deadline == self.deadline_ns:
             return
         self.deadline_ns = deadline

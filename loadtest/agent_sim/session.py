@@ -9,6 +9,7 @@ Call order (one :class:`AgentSession` per WebSocket connection)::
     session.next_deadline_ns()                  # re-read after every receive/poll
     session.close(now_ns)                       # when the connection ended
     session.take_records()                      # finished turns (ground truth), any time
+    session.has_records                         # … whether there are any (cheap)
 
 Perform the actions in order, right away: ``poll`` records ``now_ns`` as the send time of the
 frames it returns, so take it just before writing. Times are ``time.monotonic_ns()`` values.
@@ -131,6 +132,7 @@ class AgentSession:
         self._turns = 0
         self._closed = False
         self._records: list[TurnRecord] = []
+        self.has_records = False  # the edge asks after every message; a plain attribute
         self._transcript: str | None = None
         if policy.pace is Pace.BURST:
             self._chunk_frames = policy.burst_ms // FRAME_MS
@@ -165,9 +167,8 @@ class AgentSession:
             return []
         parsed = self._codec.parse(message)
         stats = self._stats
-        audio_label, open_label, dtmf_label = self._codec.labels
         if isinstance(parsed, CallerAudio):
-            stats.inbound_messages[audio_label] += 1
+            stats.inbound_messages[self._codec.labels[0]] += 1
             stats.inbound_frames_total += 1
             if self._vad is None:
                 actions = self.start(now_ns)  # raw PCM: start() was not called
@@ -176,6 +177,7 @@ class AgentSession:
                     return actions
             self._audio(parsed.pcm, parsed.silent, now_ns)
             return []
+        _, open_label, dtmf_label = self._codec.labels
         if isinstance(parsed, Rejected):
             self._bad(parsed.reason)
             return []
@@ -239,6 +241,7 @@ class AgentSession:
     def take_records(self) -> list[TurnRecord]:
         """Finished turns since the last call, in the order they finished."""
         records, self._records = self._records, []
+        self.has_records = False
         return records
 
     # ------------------------------------------------------------------ caller audio
@@ -455,3 +458,4 @@ class AgentSession:
             self._stats.turns_total += 1
         record = turn.to_record(outcome, self.connection_id, self.correlation_id, self._policy)
         self._records.append(record)
+        self.has_records = True

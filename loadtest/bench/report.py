@@ -381,7 +381,10 @@ def _agent(results: Mapping[str, Any]) -> list[str]:
         "",
         f"`{agent['command']}` (`make bench-agent`): the simulator pinned to one CPU, a cheap "
         "raw-asyncio load client on another; every call is full duplex (caller frames in, "
-        f"real-time reply audio out). Holds: {agent['criteria']}.",
+        "real-time reply audio out), the callers' frames spread over the 20 ms grid. The "
+        "callers stream comfort noise that is not flagged silent — what the harness sends "
+        "while it listens — so the VAD's level gate runs on every frame. "
+        f"Holds: {agent['criteria']}.",
         "",
         f"**{agent['max_calls_held_one_core']} concurrent calls per core.**",
         "",
@@ -398,6 +401,29 @@ def _agent(results: Mapping[str, Any]) -> list[str]:
             ],
             rows,
         ),
+        *_agent_modes(agent.get("other_modes", {})),
+    ]
+
+
+_MODE_TEXT = {
+    "unique": "comfort noise that never repeats (no decode is saved)",
+    "none": "callers send nothing (agent → caller audio only)",
+}
+
+
+def _agent_modes(modes: Mapping[str, Any]) -> list[str]:
+    if not modes:
+        return []
+    rows = []
+    for mode, run in modes.items():
+        held = [s for s in run["steps"] if s["holds"]]
+        cpu = _f(held[-1]["cpu_percent"]) if held else "–"
+        rows.append([_MODE_TEXT.get(mode, mode), run["max_calls_held_one_core"], cpu,
+                     f"`{run['command']}`"])  # fmt: skip
+    return [
+        "The same with other caller audio:",
+        "",
+        *_table(["caller audio", "calls held per core", "agent CPU % there", "command"], rows),
     ]
 
 

@@ -241,30 +241,51 @@ _AGENT_LINE = re.compile(
 )
 
 
+_AGENT_CRITERIA = "reply-frame lateness p99 <= 20 ms, >= 98 % of the reply audio, no drops"
+_AGENT_OTHER_MODES = {"unique": None, "none": (1000, 1500, 2000, 2500)}
+"""Caller audio besides the headline ``noise`` (steps: ``None`` = the plan's agent steps)."""
+
+
 def agent_section(plan: Plan, cpus: list[int], work: Path) -> dict[str, Any]:
+    """The simulator's capacity with callers streaming comfort noise (what the harness sends
+    while it listens: the headline), then — in a full run — with audio that never repeats
+    and with callers that send nothing."""
     if len(cpus) < 2:
         return {"skipped": "needs at least 2 CPUs"}
+    result = _agent_run(plan, plan.agent_calls, "noise", cpus, work)
+    if len(plan.agent_calls) > 1:  # not in --quick
+        result["other_modes"] = {
+            mode: _agent_run(plan, calls or plan.agent_calls, mode, cpus, work)
+            for mode, calls in _AGENT_OTHER_MODES.items()
+        }
+    return result
+
+
+def _agent_run(
+    plan: Plan, calls: tuple[int, ...], mode: str, cpus: list[int], work: Path
+) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "loadtest.agent_sim.bench",
-        "--calls", ",".join(str(c) for c in plan.agent_calls),
-        "--step-s", str(plan.agent_step_s), "--settle-s", "2" if len(plan.agent_calls) > 1 else "1",
+        "--calls", ",".join(str(c) for c in calls), "--caller-audio", mode,
+        "--step-s", str(plan.agent_step_s), "--settle-s", "2" if len(calls) > 1 else "1",
         "--server-cpu", str(cpus[0]), "--client-cpu", str(cpus[1]),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    (work / "agent-bench.log").write_text(done.stdout + done.stderr)
+    (work / f"agent-bench-{mode}.log").write_text(done.stdout + done.stderr)
     steps = []
     for match in _AGENT_LINE.finditer(done.stdout):
-        calls, cpu, p50, p99, lag, audio, dropped, verdict = match.groups()
+        count, cpu, p50, p99, lag, audio, dropped, verdict = match.groups()
         steps.append({
-            "calls": int(calls), "cpu_percent": float(cpu), "lateness_p50_ms": float(p50),
+            "calls": int(count), "cpu_percent": float(cpu), "lateness_p50_ms": float(p50),
             "lateness_p99_ms": float(p99), "loop_lag_max_ms": float(lag),
             "audio_ratio": float(audio), "dropped": int(dropped), "holds": verdict == "holds",
         })  # fmt: skip
-        say(f"agent {match.group(0)}")
+        say(f"agent ({mode}) {match.group(0)}")
     held = [s["calls"] for s in steps if s["holds"]]
     return {
         "command": shlex.join(["python", "-m", *command[2:]]),
-        "criteria": "reply-frame lateness p99 <= 20 ms, >= 98 % of the reply audio, no drops",
+        "caller_audio": mode,
+        "criteria": _AGENT_CRITERIA,
         "steps": steps,
         "max_calls_held_one_core": max(held) if held else 0,
         "exit_code": done.returncode,

@@ -141,3 +141,18 @@ def test_plans() -> None:
     assert full.steps == (10, 20) and full.step_s == 3 and full.sections == ("capacity",)
     with pytest.raises(SystemExit):
         _plan(_args("--sections", "capacity,nope"))
+
+
+def test_agent_section_lists_the_other_caller_audio() -> None:
+    results = _results()
+    step = {"calls": 1500, "cpu_percent": 71.5, "lateness_p50_ms": 1.0, "lateness_p99_ms": 5.0,
+            "loop_lag_max_ms": 9.0, "audio_ratio": 1.0, "dropped": 0, "holds": True}  # fmt: skip
+    results["agent"]["other_modes"] = {
+        "none": {"command": "python -m loadtest.agent_sim.bench --caller-audio none",
+                 "max_calls_held_one_core": 1500, "steps": [step]},
+        "unique": {"command": "python -m loadtest.agent_sim.bench --caller-audio unique",
+                   "max_calls_held_one_core": 0, "steps": [{**step, "holds": False}]},
+    }  # fmt: skip
+    text = render_markdown(results)
+    assert "| callers send nothing (agent → caller audio only) | 1500 | 71.5 |" in text
+    assert "| comfort noise that never repeats (no decode is saved) | 0 | – |" in text
