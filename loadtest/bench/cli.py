@@ -101,7 +101,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         plan = Plan(
             steps=(100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200), step_s=10.0,
             settle_s=4.0, scale_fractions=(0.25, 0.5),
-            agent_calls=(250, 500, 750, 1000, 1250, 1500), agent_step_s=8.0, cold_runs=3,
+            agent_calls=(500, 750, 900, 1000, 1100, 1250), agent_step_s=8.0, cold_runs=3,
             sections=sections,
         )  # fmt: skip
     steps = plan.steps

@@ -11,9 +11,12 @@ LIMITS = """## What limits the figures, and what would lift them
 every caller; it decodes and runs the VAD on every inbound frame and writes the ground truth.
 Where its CPU column reaches ~95 %, its reads and replies come late and in bursts: the
 caller→agent leg of the accuracy table grows (the agent reads the end of speech late — a
-real caller would feel that too), and the worker's receive lag follows the bursts. Past that
-point the capacity figure is a lower bound for the worker. Lift: a cheaper agent hot path, or
-a machine with more cores and one agent process per core.
+real caller would feel that too), and the worker's receive lag follows the bursts; past that
+point the capacity figure is a lower bound for the worker. Since the agent reads ordinary
+frames itself and shares one timer per millisecond between calls (Nov 2026) it stays near
+half a core at the worker's capacity, so the worker sets the figure. Its own limit is in the
+agent section: one read and one write system call per frame and call are the larger part of
+its CPU on this VM; the Python per frame is ~5 µs in and ~4 µs out.
 
 **The worker's CPU per frame.** With frames pre-encoded and one scheduler serving every
 caller, what is left is work done once per frame that no cache removes (profile above; during
