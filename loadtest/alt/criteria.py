@@ -129,8 +129,9 @@ def map_slo(slo: SloConfig) -> CriteriaMapping:
             "fail criteria per test; switch some off with `<check>: null`"
         )
     unmapped = (
-        f"harness limits (frame lateness p99 < {slo.max_lateness_p99_ms:g} ms, worker CPU < "
-        f"{slo.max_worker_cpu_percent:g} %) are not ALT criteria: check the run's Engine "
+        f"harness limits (frame lateness p99 < {slo.max_lateness_p99_ms:g} ms, receive lag p99 < "
+        f"{slo.max_receive_lag_p99_ms:g} ms, worker CPU < {slo.max_worker_cpu_percent:g} %) are "
+        "not ALT criteria: check the run's Engine "
         "health tab (ALT calls an engine healthy below 75 % CPU)",
     )
     return CriteriaMapping(criteria, unmapped)

@@ -163,6 +163,23 @@ def _harness_rules(slo: SloConfig) -> list[AlertRule]:
             f"{_UNTRUSTWORTHY} Add workers or lower callers per worker.",
         ),
         AlertRule(
+            name="VoiceLoadtestHarnessReceiveLag",
+            severity="harness",
+            check="harness",
+            measured=q.quantile(
+                0.99, "voice_loadtest_event_loop_lag_seconds", window=WINDOW, by=("target",)
+            ),
+            op=">",
+            threshold=f"{slo.max_receive_lag_p99_ms / 1000:g}",
+            for_="1m",
+            summary="Load generator reading the agent late: receive lag p99 "
+            "{{ $value | humanizeDuration }} (limit "
+            f"{slo.max_receive_lag_p99_ms:g} ms)",
+            description="The workers' event loops wake late, so agent audio is read and "
+            "time-stamped after it arrived and every TTFB and barge-in includes the wait. "
+            f"{_UNTRUSTWORTHY} Add workers or lower callers per worker.",
+        ),
+        AlertRule(
             name="VoiceLoadtestHarnessWorkerCpu",
             severity="harness",
             check="harness",

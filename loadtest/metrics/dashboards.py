@@ -234,9 +234,12 @@ def _harness() -> Row:
             "below 1 the callers fall behind.",
             Query("voice_loadtest_realtime_factor", "realtime factor"), width=6,
             custom={"axisSoftMin": 0.9, "axisSoftMax": 1.05}),
-        _ts("Event-loop lag p99", "Workers' gevent wake-up delay; high lag delays receive "
-            "timestamps. " + untrustworthy,
-            *_percentiles(lag, T, qs=(0.99,)), unit="s", width=6),
+        _ts("Event-loop lag p99", "Workers' gevent wake-up delay: agent audio is read and "
+            f"time-stamped that much late. p99 over {DEFAULT_SLO.max_receive_lag_p99_ms:g} ms "
+            "(red line) makes the run invalid. " + untrustworthy,
+            *_percentiles(lag, T, qs=(0.99,)), unit="s", width=6,
+            field_config=_limit_line(DEFAULT_SLO.max_receive_lag_p99_ms / 1000),
+            custom={"thresholdsStyle": {"mode": "line"}}),
     )  # fmt: skip
 
 

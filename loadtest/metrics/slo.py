@@ -6,8 +6,8 @@ Verdicts and exit codes:
 * ``warn`` (0, or 1 with ``warn_exit_code: 1``) — every check is at least *acceptable*;
 * ``fail`` (1) — a check misses even its acceptable threshold;
 * ``invalid`` (2) — the run cannot be judged: no turns were measured, or the load generator
-  itself was saturated (frame lateness p99 or worker CPU over the harness limits), so slow
-  numbers may be the harness's, not the agent's.
+  itself was saturated (frame lateness p99, receive lag p99 or worker CPU over the harness
+  limits), so slow numbers may be the harness's, not the agent's.
 
 Defaults are the seed project's performance targets. Override them with a YAML file::
 
@@ -15,7 +15,8 @@ Defaults are the seed project's performance targets. Override them with a YAML f
     barge_in_p95_ms:    {target: 500,  acceptable: 1000}
     connection_success: {target: 0.98, acceptable: 0.95}
     turn_success:       {target: 0.95, acceptable: 0.90}
-    harness:            {max_lateness_p99_ms: 20, max_worker_cpu_percent: 90}
+    harness:            {max_lateness_p99_ms: 20, max_receive_lag_p99_ms: 20,
+                         max_worker_cpu_percent: 90}
     warn_exit_code: 0
 
 Any latency percentile check can be added the same way: ``<metric>_<stat>_ms`` where metric
@@ -87,6 +88,7 @@ class Check:
 class SloConfig:
     checks: tuple[Check, ...]
     max_lateness_p99_ms: float = 20.0
+    max_receive_lag_p99_ms: float = 20.0
     max_worker_cpu_percent: float = 90.0
     warn_exit_code: int = 0
 
@@ -139,6 +141,9 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
+_HARNESS_LIMITS = ("max_lateness_p99_ms", "max_receive_lag_p99_ms", "max_worker_cpu_percent")
+
+
 def parse_slo(text: str, *, source: str, base: SloConfig = DEFAULT_SLO) -> SloConfig:
     """Overlay the YAML document ``text`` on ``base``; errors name ``source`` and the key."""
     try:
@@ -152,17 +157,19 @@ def parse_slo(text: str, *, source: str, base: SloConfig = DEFAULT_SLO) -> SloCo
     for key, value in doc.items():
         where = f"{source}: {key}"
         if key == "harness":
-            if not isinstance(value, dict) or set(value) - {
-                "max_lateness_p99_ms",
-                "max_worker_cpu_percent",
-            }:
-                raise ConfigError(f"{where}: expected max_lateness_p99_ms, max_worker_cpu_percent")
-            if "max_lateness_p99_ms" in value:
-                limit = _number(value["max_lateness_p99_ms"], f"{where}.max_lateness_p99_ms")
-                config = replace(config, max_lateness_p99_ms=limit)
-            if "max_worker_cpu_percent" in value:
-                cpu = _number(value["max_worker_cpu_percent"], f"{where}.max_worker_cpu_percent")
-                config = replace(config, max_worker_cpu_percent=cpu)
+            if not isinstance(value, dict) or set(value) - set(_HARNESS_LIMITS):
+                raise ConfigError(f"{where}: expected {', '.join(_HARNESS_LIMITS)}")
+            limits = {name: _number(v, f"{where}.{name}") for name, v in value.items()}
+            config = replace(
+                config,
+                max_lateness_p99_ms=limits.get("max_lateness_p99_ms", config.max_lateness_p99_ms),
+                max_receive_lag_p99_ms=limits.get(
+                    "max_receive_lag_p99_ms", config.max_receive_lag_p99_ms
+                ),
+                max_worker_cpu_percent=limits.get(
+                    "max_worker_cpu_percent", config.max_worker_cpu_percent
+                ),
+            )
         elif key == "warn_exit_code":
             if value not in (0, 1):
                 raise ConfigError(f"{where}: must be 0 or 1")
@@ -220,6 +227,13 @@ def evaluate(summary: Mapping[str, Any], config: SloConfig = DEFAULT_SLO) -> Slo
             f"the load generator fell behind real time (frame lateness p99 {lateness:.1f} ms > "
             f"{config.max_lateness_p99_ms:g} ms): add workers or callers per worker down; "
             "latencies from this run are not trustworthy"
+        )
+    lag = (harness.get("receive_lag_ms") or {}).get("p99")
+    if lag is not None and lag > config.max_receive_lag_p99_ms:
+        reasons.append(
+            f"the load generator read the agent late (receive lag p99 {lag:.1f} ms > "
+            f"{config.max_receive_lag_p99_ms:g} ms): TTFB and barge-in include that delay; add "
+            "workers or callers per worker down"
         )
     cpu = harness.get("worker_cpu_max")
     if cpu is not None and cpu > config.max_worker_cpu_percent:

@@ -39,7 +39,7 @@ def test_each_slo_check_has_a_warning_and_a_critical_alert() -> None:
         by_check.setdefault(rule.check, []).append(rule.severity)
     for check in DEFAULT_SLO.checks:
         assert sorted(by_check[check.key]) == ["critical", "warning"], check.key
-    assert by_check["harness"] == ["harness", "harness"]
+    assert by_check["harness"] == ["harness", "harness", "harness"]
 
 
 def test_slo_thresholds_come_from_the_exported_gauges() -> None:
@@ -65,9 +65,16 @@ def test_harness_limits_follow_the_slo_config() -> None:
     rules = {r.name: r for r in alert_rules()["voice-loadtest-harness"]}
     assert rules["VoiceLoadtestHarnessFrameLateness"].threshold == "0.02"
     assert rules["VoiceLoadtestHarnessWorkerCpu"].threshold == "90"
-    custom = replace(DEFAULT_SLO, max_lateness_p99_ms=35.0, max_worker_cpu_percent=75.0)
+    assert rules["VoiceLoadtestHarnessReceiveLag"].threshold == "0.02"
+    custom = replace(
+        DEFAULT_SLO,
+        max_lateness_p99_ms=35.0,
+        max_receive_lag_p99_ms=12.0,
+        max_worker_cpu_percent=75.0,
+    )
     rules = {r.name: r for r in alert_rules(custom)["voice-loadtest-harness"]}
     assert rules["VoiceLoadtestHarnessFrameLateness"].expr.endswith("> 0.035")
+    assert rules["VoiceLoadtestHarnessReceiveLag"].expr.endswith("> 0.012")
     assert rules["VoiceLoadtestHarnessWorkerCpu"].expr.endswith("> 75")
     for rule in rules.values():
         assert "makes latencies untrustworthy" in rule.description
@@ -87,4 +94,4 @@ def test_rules_name_only_exported_metrics() -> None:
 
 
 def test_alert_names_are_unique() -> None:
-    assert len({r.name for r in RULES}) == len(RULES) == 10
+    assert len({r.name for r in RULES}) == len(RULES) == 11

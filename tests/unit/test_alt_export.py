@@ -65,13 +65,14 @@ def test_plain_export_lists_every_file_it_writes(tmp_path: Path) -> None:
 
 
 def test_audio_over_the_per_file_limit_goes_into_zip_artifacts(tmp_path: Path) -> None:
-    cache = write_cache(tmp_path / "cache", [100_000] * 5)
-    limits = AltLimits(max_file_bytes=300_000)  # 500 kB of audio > 300 kB (the archive fits)
+    cache = write_cache(tmp_path / "cache", [200_000] * 5)
+    # 1 MB of audio > 600 kB per file; the harness archive (~0.3 MB) must still fit.
+    limits = AltLimits(max_file_bytes=600_000)
     result = export_test(ExportRequest(ws_url=URL), tmp_path / "out", pcm_dir=cache,
                          limits=limits)  # fmt: skip
     doc = _yaml(result.out_dir)
     assert doc["zipArtifacts"] == ["voice-audio-1.zip", "voice-audio-2.zip", "voice-audio-3.zip"]
-    assert "totals 0.5 MB" in result.zip_reason
+    assert "totals 1.0 MB" in result.zip_reason
     assert not any(name.endswith(".pcm") for name in doc["configurationFiles"])
     assert MANIFEST_NAME in doc["configurationFiles"]
     members = []
@@ -84,10 +85,10 @@ def test_audio_over_the_per_file_limit_goes_into_zip_artifacts(tmp_path: Path) -
 
 
 def test_audio_too_large_for_five_zips_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
-    cache = write_cache(tmp_path / "cache", [100_000] * 11)
+    cache = write_cache(tmp_path / "cache", [200_000] * 11)
     with pytest.raises(AudioError, match="needs 6 ZIP artifacts"):
         export_test(ExportRequest(ws_url=URL), tmp_path / "out", pcm_dir=cache,
-                    limits=AltLimits(max_file_bytes=300_000))  # fmt: skip
+                    limits=AltLimits(max_file_bytes=600_000))  # fmt: skip
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
 
 

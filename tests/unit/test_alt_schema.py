@@ -89,8 +89,8 @@ def test_documented_samples_validate(sample: str) -> None:
 
 @pytest.mark.parametrize("zipped", [False, True])
 def test_generated_config_validates(tmp_path: Path, zipped: bool) -> None:
-    cache = write_cache(tmp_path / "cache", [100_000] * 4)
-    limits = AltLimits(max_file_bytes=300_000) if zipped else AltLimits()
+    cache = write_cache(tmp_path / "cache", [200_000] * 4)
+    limits = AltLimits(max_file_bytes=600_000) if zipped else AltLimits()  # archive ~0.3 MB fits
     request = ExportRequest(
         ws_url="wss://agent.example.com/ws", engines=4, users=800, spawn_rate=4,
         knobs={"TURNS_PER_USER": "3"},

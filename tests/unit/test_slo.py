@@ -9,13 +9,15 @@ from loadtest.metrics.slo import DEFAULT_SLO, Verdict, evaluate, parse_slo
 
 
 def summary(ttfb95: float = 900, barge95: float = 300, conn: float = 1.0, turn: float = 1.0,
-            lateness99: float = 1.0, cpu: float = 40.0, turns: int = 50) -> dict[str, Any]:  # fmt: skip  # noqa: E501
+            lateness99: float = 1.0, cpu: float = 40.0, turns: int = 50,
+            lag99: float = 1.0) -> dict[str, Any]:  # fmt: skip
     return {
         "metrics": {"ttfb_ms": {"count": turns, "p95": ttfb95, "p50": ttfb95 / 2},
                     "barge_in_ms": {"count": 5, "p95": barge95}},
         "rates": {"connection_success": conn, "turn_success": turn},
         "counts": {"turns": turns},
-        "harness": {"frame_lateness_ms": {"p99": lateness99}, "worker_cpu_max": cpu},
+        "harness": {"frame_lateness_ms": {"p99": lateness99}, "receive_lag_ms": {"p99": lag99},
+                    "worker_cpu_max": cpu},
     }  # fmt: skip
 
 
@@ -31,6 +33,8 @@ def summary(ttfb95: float = 900, barge95: float = 300, conn: float = 1.0, turn: 
         ({"turns": 0}, Verdict.INVALID, 2),
         ({"lateness99": 45.0, "ttfb95": 9000}, Verdict.INVALID, 2),
         ({"cpu": 99.0}, Verdict.INVALID, 2),
+        ({"lag99": 35.0}, Verdict.INVALID, 2),
+        ({"lag99": 19.0}, Verdict.PASS, 0),
     ],
 )
 def test_verdicts(kwargs: dict[str, float], verdict: Verdict, code: int) -> None:
@@ -42,6 +46,19 @@ def test_saturated_harness_is_named_not_blamed_on_agent() -> None:
     result = evaluate(summary(lateness99=45.0, ttfb95=9000))
     assert "fell behind real time" in result.reasons[0]
     assert [c.name for c in result.checks][:2] == ["ttfb_p95_ms", "barge_in_p95_ms"]
+
+
+def test_receive_lag_is_a_harness_limit() -> None:
+    """An overloaded worker reads the agent's audio late: every TTFB then includes that wait."""
+    result = evaluate(summary(lag99=35.0))
+    assert list(result.reasons) == [
+        "the load generator read the agent late (receive lag p99 35.0 ms > 20 ms): TTFB and "
+        "barge-in include that delay; add workers or callers per worker down"
+    ]
+    relaxed = parse_slo("harness: {max_receive_lag_p99_ms: 50}\n", source="slo.yaml")
+    assert relaxed.max_receive_lag_p99_ms == 50 and relaxed.max_lateness_p99_ms == 20
+    assert evaluate(summary(lag99=35.0), relaxed).verdict is Verdict.PASS
+    assert evaluate({**summary(), "harness": {}}).verdict is Verdict.PASS  # older summaries
 
 
 def test_no_barge_data_is_no_data_not_failure() -> None:
@@ -73,6 +90,7 @@ def test_yaml_overrides_add_and_remove_checks() -> None:
         ("turn_success: {target: 0.9, acceptable: 0.95}\n", "looser"),
         ("latency: {target: 1}\n", "unknown key"),
         ("warn_exit_code: 3\n", "0 or 1"),
+        ("harness: {max_lag: 5}\n", "max_receive_lag_p99_ms"),
         ("ttfb_p95_ms: {target: fast}\n", "not a number"),
     ],
 )
