@@ -1,11 +1,12 @@
 """The simulator's two event-loop shortcuts: direct message delivery and shared pacing timers.
 
 :class:`DirectConnection` is websockets' ``ServerConnection`` with a faster way in for data
-messages: once the connection is open, its bytes go through :class:`~.wsframes.FrameCutter`
-and each message is handed to the call's callback right inside ``data_received``, stamped
-with ``time.monotonic_ns()`` as the bytes came off the socket. Control frames and anything
-unusual go to websockets as before (see :mod:`.wsframes`), and messages that websockets
-delivers reach the handler's ``async for`` loop, so both paths feed the same callback.
+messages: once the connection is open, its bytes go through
+:class:`~loadtest.protocols.wsframes.FrameCutter` and each message is handed to the call's
+callback right inside ``data_received``, stamped with ``time.monotonic_ns()`` as the bytes
+came off the socket. Control frames and anything unusual go to websockets as before (see
+:mod:`loadtest.protocols.wsframes`), and messages that websockets delivers reach the
+handler's ``async for`` loop, so both paths feed the same callback.
 
 :class:`Pacer` wakes calls at their deadlines with one event-loop timer per millisecond that
 has any — instead of one timer per call and reply frame (at 1,000 calls, 50,000 timers a
@@ -24,7 +25,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from loadtest.agent_sim.wsframes import Control, FrameCutter, Message
+from loadtest.protocols.wsframes import Control, FrameCutter, Message
 
 __all__ = ["DirectConnection", "Pacer", "Sleeper"]
 

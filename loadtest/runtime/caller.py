@@ -19,23 +19,18 @@ Measurements leave through a :class:`Sink` (the Locust plugin): request samples 
 milliseconds, histograms and counters. A failing call is a measurement, never an exception.
 ``time.monotonic_ns`` is the same clock the agent simulator's ground truth uses.
 
-``VOICE_LOADTEST_TURN_LOG=FILE`` (opt-in; ``{pid}`` in the name becomes the process id)
-appends one JSON line per finished turn — connection id, turn, end-of-speech and answer
-instants, TTFB, the barge-in — for checking the harness against an agent's own log (the
-benchmark does). Lines are formatted and written in batches outside the frame scheduler.
+``VOICE_LOADTEST_TURN_LOG=FILE`` turns on the per-turn JSONL log (:mod:`.turnlog`).
 """
 
 from __future__ import annotations
 
-import atexit
 import gc
 import heapq
 import itertools
-import json
 import os
 import random
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 import gevent
 from gevent.event import Event
@@ -55,14 +50,13 @@ from loadtest.conversation import (
 from loadtest.metrics.voice_stats import VoiceStats
 from loadtest.runtime.library import AudioLibrary
 from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport, close_is_benign
+from loadtest.runtime.turnlog import TURN_LOG_ENV, TurnLog
 from loadtest.settings import CallerSettings
 
-__all__ = ["TURN_LOG_ENV", "CallDriver", "FrameScheduler", "Sink", "flush_turn_log"]
+__all__ = ["CallDriver", "FrameScheduler", "Sink", "flush_turn_log"]
 
-TURN_LOG_ENV = "VOICE_LOADTEST_TURN_LOG"
 _BATCH_YIELD_NS = 2_000_000  # the scheduler lets receivers run after this long sending
 _OVERDUE_NS = 1_000_000  # receive callbacks serve senders this late (see serve_overdue)
-_TURN_LOG_BATCH = 32
 _phase_rng = random.Random()  # frame phase only: never draws from a caller's scenario rng
 
 
@@ -235,54 +229,8 @@ class FrameScheduler:
         return stream
 
 
-class _TurnLog:
-    """The opt-in per-turn JSONL dump (see the module docstring)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path.replace("{pid}", str(os.getpid()))
-        self._rows: list[tuple[Any, ...]] = []
-        atexit.register(self.flush)
-
-    def add(self, call_id: str, report: TurnReport) -> None:
-        self._rows.append((call_id, report))
-        if len(self._rows) >= _TURN_LOG_BATCH:
-            gevent.spawn(self.flush)
-
-    def flush(self) -> None:
-        rows, self._rows = self._rows, []
-        if not rows:
-            return
-        lines = [json.dumps(_turn_record(call_id, report)) + "\n" for call_id, report in rows]
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write("".join(lines))
-
-
-def _turn_record(call_id: str, report: TurnReport) -> dict[str, Any]:
-    barge = report.barge
-    return {
-        "connection_id": call_id,
-        "turn_index": report.index,
-        "scenario": report.scenario,
-        "started_ns": report.started_ns,
-        "speech_ns": report.speech_ns,
-        "eos_ns": report.eos_ns,
-        "answer_first_ns": None if report.answer is None else report.answer.first_arrival_ns,
-        "ttfb_ms": report.ttfb_ms,
-        "failure": None if report.failure is None else report.failure.value,
-        "barge": None
-        if barge is None
-        else {
-            "outcome": barge.outcome.value,
-            "interrupted_turn": barge.interrupted_turn,
-            "speech_ns": barge.speech_ns,
-            "stop_arrival_ns": barge.stop_arrival_ns,
-            "latency_ms": barge.latency_ms,
-        },
-    }
-
-
 _scheduler: FrameScheduler | None = None
-_turn_log: _TurnLog | None = None
+_turn_log: TurnLog | None = None
 _started = False
 
 
@@ -294,7 +242,7 @@ def _process_start_up() -> None:
     _started = True
     _scheduler = FrameScheduler()
     path = os.environ.get(TURN_LOG_ENV, "")
-    _turn_log = _TurnLog(path) if path else None
+    _turn_log = TurnLog(path) if path else None
     gc.collect()
     gc.freeze()  # the library's frames and start-up objects never need scanning again
 

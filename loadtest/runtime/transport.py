@@ -7,7 +7,8 @@ to build and mask one 1 KB frame through ``ABNF.format``, three ``recv`` calls p
 message). Here:
 
 * **send**: one bytes object per frame — header, a fresh mask key and the payload masked by
-  websockets' C ``apply_mask`` (~0.7 µs for 1 KB) — written by one non-blocking ``send``.
+  websockets' C ``apply_mask`` (~0.7 µs for 1 KB; framing is the sans-I/O
+  :mod:`loadtest.protocols.wsframes`) — written by one non-blocking ``send``.
   :meth:`WebSocketTransport.send_nowait` never yields: what the socket does not take at once
   is queued, in order, for a per-connection flusher greenlet, so one slow connection cannot
   stall the per-worker frame scheduler that calls it for every caller.
@@ -30,7 +31,6 @@ wait here yields cooperatively; the socket itself is non-blocking.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import ssl
 import struct
@@ -38,7 +38,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import certifi
@@ -46,28 +45,30 @@ import gevent
 import websocket
 from gevent.socket import wait as _wait
 
+from loadtest.protocols.wsframes import (
+    MAX_MESSAGE_BYTES,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Closed,
+    close_payload,
+    encode_frame,
+    parse_frames,
+)
 from loadtest.settings import CallerSettings
 
-try:  # the C accelerator shipped in websockets' wheels; pure Python where it was not built
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - depends on the installed wheel
-    from websockets.utils import apply_mask
-
 __all__ = [
-    "Closed",
+    "Closed",  # from loadtest.protocols.wsframes: the errors of this boundary live together
     "ConnectFailed",
     "WebSocketTransport",
     "close_is_benign",
-    "encode_frame",
-    "parse_frames",
 ]
 
 _BENIGN_CLOSE_CODES = frozenset({1000, 1001, 1006})
 _READ_BYTES = 32768  # one read per readiness event: bounds the work done in one callback
-_MAX_MESSAGE_BYTES = 64 << 20  # a larger frame or message is a protocol error (1009)
-_OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-_HEAD16 = struct.Struct("!BBH")
-_HEAD64 = struct.Struct("!BBQ")
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
@@ -80,108 +81,9 @@ class ConnectFailed(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Closed(Exception):
-    """The connection ended: a close frame (``code``) or a dropped socket (1006)."""
-
-    code: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"closed {self.code} {self.reason}".strip()
-
-
 def close_is_benign(code: int) -> bool:
     """1000 normal, 1001 going away, 1006 dropped without a close frame."""
     return code in _BENIGN_CLOSE_CODES
-
-
-# ---------------------------------------------------------------------- framing (pure)
-
-
-class _MaskKeys:
-    """Fresh 4-byte mask keys from ``os.urandom``, drawn in blocks of 1,024."""
-
-    __slots__ = ("_offset", "_pool")
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._offset = 0
-
-    def next(self) -> bytes:
-        offset = self._offset
-        if offset >= len(self._pool):
-            self._pool, offset = os.urandom(4096), 0
-        self._offset = offset + 4
-        return self._pool[offset : offset + 4]
-
-
-_keys = _MaskKeys()
-
-
-def encode_frame(payload: bytes, opcode: int = _OP_TEXT, key: bytes | None = None) -> bytes:
-    """One final client→server frame: header, mask ``key`` (fresh if ``None``), masked payload."""
-    size = len(payload)
-    if key is None:
-        key = _keys.next()
-    if size < 126:
-        head = bytes((0x80 | opcode, 0x80 | size))
-    elif size < 65536:
-        head = _HEAD16.pack(0x80 | opcode, 0xFE, size)
-    else:
-        head = _HEAD64.pack(0x80 | opcode, 0xFF, size)
-    return b"".join((head, key, apply_mask(payload, key)))
-
-
-def parse_frames(buffer: bytes | bytearray) -> tuple[list[tuple[int, bool, bytes]], int]:
-    """Complete frames at the start of ``buffer`` as ``(opcode, fin, payload)``, and how many
-    bytes they took (the caller deletes them). A trailing partial frame is left for later.
-
-    Server frames are not masked; a masked one is unmasked anyway. Raises :class:`Closed`
-    (1002 protocol error, 1009 too big) on RSV bits or an oversized frame.
-    """
-    frames: list[tuple[int, bool, bytes]] = []
-    end = len(buffer)
-    pos = 0
-    while end - pos >= 2:
-        first, second = buffer[pos], buffer[pos + 1]
-        size = second & 0x7F
-        head = 2
-        if size == 126:
-            if end - pos < 4:
-                break
-            size = (buffer[pos + 2] << 8) | buffer[pos + 3]
-            head = 4
-        elif size == 127:
-            if end - pos < 10:
-                break
-            size = int.from_bytes(buffer[pos + 2 : pos + 10], "big")
-            head = 10
-        if first & 0x70:
-            raise Closed(1002, "protocol error: RSV bits set (no extension was negotiated)")
-        if size > _MAX_MESSAGE_BYTES:
-            raise Closed(1009, f"frame of {size} bytes is too big")
-        key = None
-        if second & 0x80:
-            if end - pos < head + 4:
-                break
-            key = bytes(buffer[pos + head : pos + head + 4])
-            head += 4
-        stop = pos + head + size
-        if stop > end:
-            break
-        payload = bytes(buffer[pos + head : stop])
-        if key is not None:
-            payload = apply_mask(payload, key)
-        frames.append((first & 0x0F, bool(first & 0x80), payload))
-        pos = stop
-    return frames, pos
-
-
-def _close_payload(data: bytes) -> tuple[int, str]:
-    if len(data) < 2:
-        return 1005, ""
-    return (data[0] << 8) | data[1], data[2:].decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------------- connection set-up
@@ -300,9 +202,9 @@ class WebSocketTransport:
         Raises :class:`Closed` if the connection is gone.
         """
         if isinstance(message, str):
-            frame = encode_frame(message.encode(), _OP_TEXT)
+            frame = encode_frame(message.encode(), OP_TEXT)
         else:
-            frame = encode_frame(message, _OP_BINARY)
+            frame = encode_frame(message, OP_BINARY)
         self._write(frame)
 
     def send(self, message: str | bytes) -> None:
@@ -447,22 +349,22 @@ class WebSocketTransport:
                 buffer += data[used:]
         messages: list[str | bytes] = []
         for opcode, fin, payload in frames:
-            if opcode >= _OP_CLOSE:
-                if opcode == _OP_PING:
+            if opcode >= OP_CLOSE:
+                if opcode == OP_PING:
                     with contextlib.suppress(Closed):
-                        self._write(encode_frame(payload, _OP_PONG))
-                elif opcode == _OP_CLOSE:
-                    code, reason = _close_payload(payload)
+                        self._write(encode_frame(payload, OP_PONG))
+                elif opcode == OP_CLOSE:
+                    code, reason = close_payload(payload)
                     self._closed = Closed(code, reason)
                     self._send_close(1000)
                     break
                 continue
-            if opcode == _OP_CONT:
+            if opcode == OP_CONT:
                 if not self._fragment_opcode:
                     raise Closed(1002, "protocol error: continuation without a first frame")
                 self._fragments.append(payload)
                 self._fragment_bytes += len(payload)
-                if self._fragment_bytes > _MAX_MESSAGE_BYTES:
+                if self._fragment_bytes > MAX_MESSAGE_BYTES:
                     raise Closed(1009, "message too big")
                 if not fin:
                     continue
@@ -472,9 +374,9 @@ class WebSocketTransport:
                 self._fragment_opcode = opcode
                 self._fragments, self._fragment_bytes = [payload], len(payload)
                 continue
-            if opcode == _OP_TEXT:
+            if opcode == OP_TEXT:
                 messages.append(payload.decode("utf-8", "replace"))
-            elif opcode == _OP_BINARY:
+            elif opcode == OP_BINARY:
                 messages.append(payload)
         return messages
 
@@ -485,7 +387,7 @@ class WebSocketTransport:
             return
         self._close_sent = True
         with contextlib.suppress(Closed):
-            self._write(encode_frame(struct.pack("!H", code), _OP_CLOSE))
+            self._write(encode_frame(struct.pack("!H", code), OP_CLOSE))
 
     def close(self, code: int = 1000, timeout_s: float = 1.0) -> None:
         """Close politely: stop receiving, send a close frame, wait up to ``timeout_s`` for the

@@ -317,7 +317,7 @@ def test_bad_inputs_are_survived_and_counted(azure_sample_dir: Path) -> None:
 
 def test_fragments_pings_and_invalid_text_go_through_websockets(azure_sample_dir: Path) -> None:
     """The simulator reads ordinary frames itself and hands anything else to websockets
-    (agent_sim/wsframes.py). A fragmented message mid-call moves the rest of the call onto
+    (protocols/wsframes.py). A fragmented message mid-call moves the rest of the call onto
     websockets' parser: the reply must still start latency-ms after the last speech frame.
     Pings are answered on either path; text that is not UTF-8 closes with 1007."""
     silence = acs.encode_frame(bytes(640)).render("2024-01-01T00:00:00.000Z")

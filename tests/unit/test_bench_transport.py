@@ -12,7 +12,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from loadtest.runtime.transport import Closed, encode_frame, parse_frames
+from loadtest.protocols.wsframes import Closed, encode_frame, parse_frames
 
 
 def _parse_client_frame(data: bytes) -> Frame:

@@ -12,7 +12,7 @@ from loadtest.conversation.measure import (
     BargeReport,
     TalkOver,
 )
-from loadtest.runtime.caller import _TurnLog
+from loadtest.runtime.turnlog import TurnLog
 
 
 def _report(index: int, barge: BargeReport | None = None) -> TurnReport:
@@ -33,7 +33,7 @@ def test_turn_log_lines_carry_what_the_benchmark_matches(tmp_path: Path) -> None
         decided_ns=10_400, latency_ms=150.5, audible_talk_over_ms=150.5, stop_arrival_ns=10_400,
         last_audio_ns=10_300,
     )  # fmt: skip
-    log = _TurnLog(str(tmp_path / "turns-{pid}.jsonl"))
+    log = TurnLog(str(tmp_path / "turns-{pid}.jsonl"))
     log.add("call-1", _report(0))
     log.add("call-1", _report(1, barge))
     log.flush()

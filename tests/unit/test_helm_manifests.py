@@ -156,3 +156,17 @@ def test_chart_copies_equal_their_sources() -> None:
         )
     shipped = {p.name for p in (REPO_ROOT / CHART / "dashboards").glob("*")}
     assert shipped == {p.name for p in copies if p.parent.name == "dashboards"}
+
+
+def test_chart_schema_accepts_every_slo_harness_limit() -> None:
+    """The chart's strict schema must follow the SLO file format: a harness limit the gate
+    knows but the schema refuses would make `slo:` values un-installable."""
+    import json
+
+    from loadtest.metrics.slo import _HARNESS_LIMITS, parse_slo
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    harness = schema["properties"]["slo"]["properties"]["harness"]["properties"]
+    assert set(harness) == set(_HARNESS_LIMITS)
+    config = parse_slo(yaml.safe_dump({"harness": dict.fromkeys(harness, 7)}), source="values")
+    assert config.max_lateness_p99_ms == config.max_receive_lag_p99_ms == 7

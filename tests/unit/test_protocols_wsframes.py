@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from websockets.frames import Frame, Opcode
 
-from loadtest.agent_sim.wsframes import Control, FrameCutter
+from loadtest.protocols.wsframes import Control, FrameCutter
 
 TEXT = '{"kind":"AudioData","audioData":{"data":"AAAA"}}'
 
