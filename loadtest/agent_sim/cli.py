@@ -38,6 +38,7 @@ from loadtest.agent_sim.config import (
     parse_latency_dist,
 )
 from loadtest.agent_sim.ground_truth import GroundTruthWriter
+from loadtest.agent_sim.processes import run_processes
 from loadtest.agent_sim.server import AgentServer
 from loadtest.agent_sim.stats import AgentStats, AgentStatsCollector
 from loadtest.errors import ConfigError, LoadtestError
@@ -110,6 +111,12 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "asyncio", "uvloop"),
         default="auto",
         help="auto uses uvloop when installed",
+    )
+    net.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="serve from N processes on the same port, one per core (Linux; default: 1)",
     )
     net.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
     net.add_argument("--log-format", choices=("json", "text"), default="json")
@@ -261,6 +268,7 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
         metrics_host=args.metrics_host or args.host,
         max_message_bytes=args.max_message_bytes,
         event_loop=args.event_loop,
+        processes=args.processes,
     )
 
 
@@ -332,6 +340,7 @@ async def serve(
     reply_audio: ReplyAudio,
     stats: AgentStats,
     ground_truth: GroundTruthWriter | None,
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then close calls with 1001."""
     server = AgentServer(settings, reply_audio, stats=stats, ground_truth=ground_truth)
@@ -341,18 +350,21 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     url = f"ws://{settings.host}:{port}{settings.path}"
-    log.info(
-        "listening",
-        extra={
-            "fields": {
-                "host": settings.host,
-                "port": port,
-                "url": url,
-                "protocol": settings.protocol,
-                "loop": type(loop).__module__,
-            }
-        },
-    )
+    fields = {
+        "host": settings.host,
+        "port": port,
+        "url": url,
+        "protocol": settings.protocol,
+        "loop": type(loop).__module__,
+    }
+    if settings.reuse_port:  # one of several: the parent says "listening" for all
+        log.info(
+            "process listening", extra={"fields": {**fields, "process": settings.process_index}}
+        )
+    else:
+        log.info("listening", extra={"fields": fields})
+    if on_listening is not None:
+        on_listening()
     await stop.wait()
     log.info("shutting down", extra={"fields": {"active": stats.active_connections}})
     await server.stop()
@@ -363,7 +375,22 @@ def run_agent(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(args.log_level, args.log_format)
     loop_factory = _loop_factory(settings.event_loop)
-    reply_audio = build_reply_audio(settings)
+    reply_audio = build_reply_audio(settings)  # once: forked processes share it
+
+    def serve_one(one: AgentSettings, on_listening: Callable[[], None] | None) -> int:
+        return _serve_process(one, reply_audio, loop_factory, on_listening)
+
+    if settings.processes > 1:
+        return run_processes(settings, settings.processes, serve_one)
+    return serve_one(settings, None)
+
+
+def _serve_process(
+    settings: AgentSettings,
+    reply_audio: ReplyAudio,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
+    on_listening: Callable[[], None] | None,
+) -> int:
     stats = AgentStats()
     registry = CollectorRegistry()
     registry.register(AgentStatsCollector(stats))
@@ -379,7 +406,7 @@ def run_agent(args: argparse.Namespace) -> int:
     gc.freeze()  # start-up objects never need collecting; fewer pauses under load
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(serve(settings, reply_audio, stats, writer))
+            runner.run(serve(settings, reply_audio, stats, writer, on_listening))
     finally:
         if writer is not None:
             writer.close()

@@ -338,6 +338,9 @@ class AgentSettings:
     metrics_host: str = "127.0.0.1"
     max_message_bytes: int = 65536
     event_loop: str = "auto"
+    processes: int = 1
+    reuse_port: bool = False  # set for each of several processes sharing the port
+    process_index: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -352,6 +355,8 @@ class AgentSettings:
             raise ConfigError(f"--max-message-bytes {self.max_message_bytes} must be >= 1024")
         if self.event_loop not in ("auto", "asyncio", "uvloop"):
             raise ConfigError(f"--event-loop {self.event_loop!r} (allowed: auto, asyncio, uvloop)")
+        if not 1 <= self.processes <= 256:
+            raise ConfigError(f"--processes {self.processes} is not 1..256 (one per core)")
         self.make_codec()  # validates the protocol and its options
 
     def make_codec(self) -> AgentCodec:

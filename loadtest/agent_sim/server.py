@@ -207,6 +207,7 @@ class AgentServer:
             max_size=s.max_message_bytes,
             compression=None,
             create_connection=DirectConnection,
+            reuse_port=s.reuse_port or None,
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         self._lag_task = asyncio.create_task(self._watch_loop_lag())
@@ -263,7 +264,9 @@ class AgentServer:
         if connection_id:
             rng = random.Random(f"{self.settings.seed}/{connection_id}")
         else:
-            rng = random.Random(f"{self.settings.seed}/#{self._ordinal}")
+            process = self.settings.process_index
+            key = f"#{self._ordinal}" if not process else f"#{process}.{self._ordinal}"
+            rng = random.Random(f"{self.settings.seed}/{key}")
             connection_id = str(uuid.uuid4())
         fault = self.settings.policy.faults.draw_connection(rng)
         if fault is FaultKind.REFUSE_503:

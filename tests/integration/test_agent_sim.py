@@ -405,6 +405,47 @@ def test_200_concurrent_callers(tmp_path: Path, azure_sample_dir: Path) -> None:
     assert all(line["outcome"] == "answered" for line in lines)
 
 
+def test_processes_share_one_port_and_one_ground_truth(
+    tmp_path: Path, azure_sample_dir: Path
+) -> None:
+    """--processes 2: one address, calls spread over both processes (each with its own
+    metrics), one merged ground-truth file, a clean exit on SIGTERM."""
+    truth = tmp_path / "truth.jsonl"
+    args = ("--processes", "2", "--latency-ms", "600", "--response-ms", "400")
+    with AgentProcess(*args, ground_truth=truth) as agent:
+        script = CallScript().speech(pcm(azure_sample_dir, 1), "t1").silence(1200)
+
+        async def calls() -> list[CallResult]:
+            return await asyncio.gather(
+                *(
+                    stream_call(
+                        agent.url,
+                        script,
+                        headers={"x-ms-call-connection-id": f"p-{i}"},
+                        start_delay_ms=i * 10,
+                    )
+                    for i in range(20)
+                )
+            )
+
+        results = asyncio.run(calls())
+        ports = [int(str(e["port"])) for e in agent.logs if e.get("event") == "metrics"]
+        served = []
+        for port in ports:
+            agent.metrics_port = port
+            served.append(agent.metric("voice_loadtest_agent_connections_total"))
+        assert agent.stop() == 0
+    assert all(r.error is None and r.close_code == 1000 for r in results)
+    ttfb = [since_ms(r, script, "t1.end", InboundKind.AUDIO) for r in results]
+    assert abs(statistics.median(ttfb) - 600) <= TOLERANCE_MS, sorted(ttfb)
+    assert len(ports) == 2 and sum(served) == 20 and min(served) >= 1, served
+    lines = read_ground_truth(truth)
+    assert sorted(str(line["connection_id"]) for line in lines) == sorted(
+        f"p-{i}" for i in range(20)
+    )
+    assert not list(tmp_path.glob("truth.jsonl.part*"))
+
+
 def test_sigterm_closes_calls_with_1001(tmp_path: Path, azure_sample_dir: Path) -> None:
     truth = tmp_path / "truth.jsonl"
     with AgentProcess(ground_truth=truth) as agent:
