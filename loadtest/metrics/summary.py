@@ -171,7 +171,8 @@ def format_table(summary: Mapping[str, Any]) -> str:
     h = summary["harness"]
     lines.append(
         f"harness: frame lateness p50 {_fmt(h['frame_lateness_ms']['p50'], ' ms')}, "
-        f"p99 {_fmt(h['frame_lateness_ms']['p99'], ' ms')}; realtime factor "
+        f"p99 {_fmt(h['frame_lateness_ms']['p99'], ' ms')}; receive lag p99 "
+        f"{_fmt(h['receive_lag_ms']['p99'], ' ms')}; realtime factor "
         f"{_fmt(h['realtime_factor'])}; worker CPU max {_fmt(h['worker_cpu_max'], ' %')}"
     )
     slo = summary["slo"]
