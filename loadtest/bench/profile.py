@@ -21,12 +21,15 @@ __all__ = ["CATEGORIES", "categorize", "record"]
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("send() system call", ("send (libc", "sendto (libc", "__send (libc", "sock_send")),
     ("recv() system call", ("recv (libc", "recvfrom (libc", "__recv (libc", "sock_recv")),
-    ("WebSocket framing + masking", ("runtime/transport.py", "websockets/", "websocket/")),
+    (
+        "WebSocket framing + masking",
+        ("runtime/transport.py", "protocols/wsframes.py", "websockets/", "websocket/"),
+    ),
     ("inbound classify (JSON)", ("protocols/acs/caller.py:classify", "json/", "_classify_audio")),
     ("frame render (timestamp)", ("render", "iso_timestamp")),
     ("conversation engine", ("loadtest/conversation/",)),
     ("measurements (histograms, events)", ("loadtest/metrics/", "_forward", "_sample")),
-    ("scheduler + receiver (caller.py)", ("runtime/caller.py",)),
+    ("scheduler + receiver (caller.py)", ("runtime/caller.py", "runtime/scheduler.py")),
     ("Locust", ("locust/",)),
     ("gevent hub, timers, greenlet switches", ("gevent", "greenlet", "libev", "epoll")),
 )

@@ -9,11 +9,11 @@ opening messages, starts the conversation and then:
   readiness callback (:meth:`WebSocketTransport.start_receiving`), stamped with
   ``time.monotonic_ns()`` the moment the read returned (classification is cheap and never
   decodes audio) — no receiver greenlet, so no greenlet switch per message;
-* the per-worker :class:`FrameScheduler` sends the frames: one greenlet keeps every caller's
-  next deadline in a heap, sleeps until the earliest, and serves every caller that is due in
-  that one wake-up — ``frames_due``, one non-blocking send of the pre-encoded frame, then
-  ``sent`` with the instant the send returned (the engine's call order, unchanged). A wake-up
-  per frame per caller (a greenlet sleep each) is what limited the worker before.
+* the per-worker :class:`~loadtest.runtime.scheduler.FrameScheduler` sends the frames: one
+  greenlet keeps every caller's next deadline in a heap, sleeps until the earliest, and
+  serves every caller that is due in that one wake-up — here :meth:`_Stream.serve`:
+  ``frames_due``, one non-blocking send of the pre-encoded frame, then ``sent`` with the
+  instant the send returned (the engine's call order, unchanged).
 
 Measurements leave through a :class:`Sink` (the Locust plugin): request samples in
 milliseconds, histograms and counters. A failing call is a measurement, never an exception.
@@ -25,8 +25,6 @@ milliseconds, histograms and counters. A failing call is a measurement, never an
 from __future__ import annotations
 
 import gc
-import heapq
-import itertools
 import os
 import random
 import time
@@ -49,14 +47,13 @@ from loadtest.conversation import (
 )
 from loadtest.metrics.voice_stats import VoiceStats
 from loadtest.runtime.library import AudioLibrary
+from loadtest.runtime.scheduler import FrameScheduler
 from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport, close_is_benign
 from loadtest.runtime.turnlog import TURN_LOG_ENV, TurnLog
 from loadtest.settings import CallerSettings
 
-__all__ = ["CallDriver", "FrameScheduler", "Sink", "flush_turn_log"]
+__all__ = ["CallDriver", "Sink", "flush_turn_log"]
 
-_BATCH_YIELD_NS = 2_000_000  # the scheduler lets receivers run after this long sending
-_OVERDUE_NS = 1_000_000  # receive callbacks serve senders this late (see serve_overdue)
 _phase_rng = random.Random()  # frame phase only: never draws from a caller's scenario rng
 
 
@@ -144,89 +141,9 @@ class _Stream:
         self.error = exc
         self.done.set()
 
-
-class FrameScheduler:
-    """Sends every caller's due frames from one greenlet: one per worker process.
-
-    :meth:`run` serves a new stream's first due frame(s) at once, from the calling (Locust
-    user) greenlet, then hands the stream to the scheduler and blocks until the conversation
-    is done. The scheduler greenlet sleeps (``gevent.sleep``, one timer) until the earliest
-    deadline of all streams and serves each stream whose deadline has passed, in deadline
-    order. A stream handed over is next due one frame later, never before the scheduler's own
-    next wake-up, so it never needs waking early — except from idle (no streams). Lateness is
-    still measured per frame (send instant − due instant): time spent serving other callers
-    first is counted, never hidden. After ~2 ms of back-to-back sending the scheduler yields
-    once, so inbound messages are read and stamped promptly.
-    """
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, int, _Stream]] = []
-        self._order = itertools.count()
-        self._idle = Event()  # set when a stream arrives while there is none
-        self._greenlet: gevent.Greenlet | None = None
-        self._unforwarded: list[_Stream] = []  # served by serve_overdue, events still queued
-
-    def run(self, stream: _Stream) -> None:
-        """Serve ``stream`` until it is over; return then (re-raises a scheduler-side bug)."""
-        deadline = stream.serve()
-        if deadline is not None:
-            heapq.heappush(self._heap, (deadline, next(self._order), stream))
-            if self._greenlet is None or self._greenlet.dead:
-                self._greenlet = gevent.spawn(self._loop)
-            self._idle.set()
-            try:
-                stream.done.wait()
-            finally:
-                stream.done.set()  # killed while waiting (Locust stopping the user): drop it
-        if stream.error is not None:
-            raise stream.error
-
-    def _loop(self) -> None:
-        heap, idle = self._heap, self._idle
-        while True:
-            if self._unforwarded:
-                pending, self._unforwarded = self._unforwarded, []
-                for stream in pending:  # Locust event listeners may block: not in callbacks
-                    stream.driver._forward(stream.conversation, stream.transport.call_id)
-            if not heap:
-                idle.clear()
-                idle.wait()
-                continue
-            delay_ns = heap[0][0] - time.monotonic_ns()
-            if delay_ns > 0:
-                gevent.sleep(delay_ns / 1e9)
-                continue
-            batch_started = now = time.monotonic_ns()
-            while heap and heap[0][0] <= now:
-                self._serve_top()
-                now = time.monotonic_ns()
-                if now - batch_started > _BATCH_YIELD_NS:
-                    gevent.sleep(0)
-                    batch_started = now = time.monotonic_ns()
-
-    def serve_overdue(self) -> None:
-        """Serve the streams more than ~1 ms overdue, right here (never yields).
-
-        Receive callbacks call this after each read: when a burst of inbound data keeps the
-        event loop busy for a whole iteration, the scheduler's own timer cannot fire until it
-        ends, so the receive path hands the senders their turn instead.
-        """
-        heap = self._heap
-        if heap and heap[0][0] < time.monotonic_ns() - _OVERDUE_NS:
-            limit = time.monotonic_ns() - _OVERDUE_NS
-            while heap and heap[0][0] < limit:
-                self._unforwarded.append(self._serve_top(forward=False))
-
-    def _serve_top(self, forward: bool = True) -> _Stream:
-        stream = heapq.heappop(self._heap)[2]
-        try:
-            deadline = stream.serve(forward)
-        except Exception as exc:  # a bug in one call must not stop every other call
-            stream.fail(exc)
-            deadline = None
-        if deadline is not None:
-            heapq.heappush(self._heap, (deadline, next(self._order), stream))
-        return stream
+    def forward(self) -> None:
+        """Hand the measurements decided so far to the sink (may block: Locust listeners)."""
+        self.driver._forward(self.conversation, self.transport.call_id)
 
 
 _scheduler: FrameScheduler | None = None

@@ -1,0 +1,124 @@
+"""The per-worker frame scheduler (edge): one greenlet sends every caller's due frames.
+
+A wake-up per frame per caller (a greenlet sleep each) is what limited a worker before; here
+one greenlet keeps every caller's next deadline in a heap, sleeps until the earliest and
+serves every caller due in that one wake-up. What a caller does when served (render, send,
+measure) is its :class:`Stream`'s business (``loadtest/runtime/caller.py``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from typing import Protocol
+
+import gevent
+from gevent.event import Event
+
+__all__ = ["FrameScheduler", "Stream"]
+
+_BATCH_YIELD_NS = 2_000_000  # the scheduler lets receivers run after this long sending
+_OVERDUE_NS = 1_000_000  # receive callbacks serve senders this late (see serve_overdue)
+
+
+class Stream(Protocol):
+    """One call's sending side as the scheduler sees it."""
+
+    done: Event
+    error: BaseException | None
+
+    def serve(self, forward: bool = True) -> int | None:
+        """Send every due frame; the next deadline, or ``None`` when the stream is over.
+        ``forward=False``: keep the measurements queued (the caller must not block)."""
+        ...
+
+    def fail(self, exc: BaseException) -> None: ...
+
+    def forward(self) -> None:
+        """Hand queued measurements on (may block)."""
+        ...
+
+
+class FrameScheduler:
+    """Sends every caller's due frames from one greenlet: one per worker process.
+
+    :meth:`run` serves a new stream's first due frame(s) at once, from the calling (Locust
+    user) greenlet, then hands the stream to the scheduler and blocks until the conversation
+    is done. The scheduler greenlet sleeps (``gevent.sleep``, one timer) until the earliest
+    deadline of all streams and serves each stream whose deadline has passed, in deadline
+    order. A stream handed over is next due one frame later, never before the scheduler's own
+    next wake-up, so it never needs waking early — except from idle (no streams). Lateness is
+    still measured per frame (send instant − due instant): time spent serving other callers
+    first is counted, never hidden. After ~2 ms of back-to-back sending the scheduler yields
+    once, so inbound messages are read and stamped promptly.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Stream]] = []
+        self._order = itertools.count()
+        self._idle = Event()  # set when a stream arrives while there is none
+        self._greenlet: gevent.Greenlet | None = None
+        self._unforwarded: list[Stream] = []  # served by serve_overdue, events still queued
+
+    def run(self, stream: Stream) -> None:
+        """Serve ``stream`` until it is over; return then (re-raises a scheduler-side bug)."""
+        deadline = stream.serve()
+        if deadline is not None:
+            heapq.heappush(self._heap, (deadline, next(self._order), stream))
+            if self._greenlet is None or self._greenlet.dead:
+                self._greenlet = gevent.spawn(self._loop)
+            self._idle.set()
+            try:
+                stream.done.wait()
+            finally:
+                stream.done.set()  # killed while waiting (Locust stopping the user): drop it
+        if stream.error is not None:
+            raise stream.error
+
+    def _loop(self) -> None:
+        heap, idle = self._heap, self._idle
+        while True:
+            if self._unforwarded:
+                pending, self._unforwarded = self._unforwarded, []
+                for stream in pending:  # Locust event listeners may block: not in callbacks
+                    stream.forward()
+            if not heap:
+                idle.clear()
+                idle.wait()
+                continue
+            delay_ns = heap[0][0] - time.monotonic_ns()
+            if delay_ns > 0:
+                gevent.sleep(delay_ns / 1e9)
+                continue
+            batch_started = now = time.monotonic_ns()
+            while heap and heap[0][0] <= now:
+                self._serve_top()
+                now = time.monotonic_ns()
+                if now - batch_started > _BATCH_YIELD_NS:
+                    gevent.sleep(0)
+                    batch_started = now = time.monotonic_ns()
+
+    def serve_overdue(self) -> None:
+        """Serve the streams more than ~1 ms overdue, right here (never yields).
+
+        Receive callbacks call this after each read: when a burst of inbound data keeps the
+        event loop busy for a whole iteration, the scheduler's own timer cannot fire until it
+        ends, so the receive path hands the senders their turn instead.
+        """
+        heap = self._heap
+        if heap and heap[0][0] < time.monotonic_ns() - _OVERDUE_NS:
+            limit = time.monotonic_ns() - _OVERDUE_NS
+            while heap and heap[0][0] < limit:
+                self._unforwarded.append(self._serve_top(forward=False))
+
+    def _serve_top(self, forward: bool = True) -> Stream:
+        stream = heapq.heappop(self._heap)[2]
+        try:
+            deadline = stream.serve(forward)
+        except Exception as exc:  # a bug in one call must not stop every other call
+            stream.fail(exc)
+            deadline = None
+        if deadline is not None:
+            heapq.heappush(self._heap, (deadline, next(self._order), stream))
+        return stream
