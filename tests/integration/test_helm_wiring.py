@@ -198,7 +198,11 @@ class Cluster:
 
         def ready() -> bool:
             assert dh.inspect(name)["State"]["Running"], self.logs(name)[-2000:]
-            with urllib.request.urlopen(self.url(name, port, probe["path"]), timeout=2) as r:
+            try:
+                url = self.url(name, port, probe["path"])
+            except dh.DockerSetupError:  # exited since the check above: the next poll says why
+                return False
+            with urllib.request.urlopen(url, timeout=2) as r:
                 return bool(r.status == 200)
 
         dh.wait_until(ready, timeout_s, f"{name} ready ({probe['path']} on {port})")

@@ -55,7 +55,8 @@ class RecordingProxy:
                     head = client.recv(4096).decode("latin-1")
                 except OSError:
                     head = "?"
-            self.requests.append(head.split("\r\n", 1)[0])
+            if head:  # a connection closed unused (Chromium pre-connects) requested nothing
+                self.requests.append(head.split("\r\n", 1)[0])
 
     def hosts(self) -> set[str]:
         """Hosts of the recorded requests (``GET http://h/…`` or ``CONNECT h:443``)."""
