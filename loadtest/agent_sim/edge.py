@@ -16,6 +16,7 @@ second). A call is woken at the first whole millisecond at or after its deadline
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -89,8 +90,9 @@ class DirectConnection(ServerConnection):
     def _handler_failed(self) -> None:
         """A bug in the call's logic must not take the server down: close this call (1011)."""
         log.exception("call handler failed on a message; closing with 1011")
-        self.protocol.fail(CloseCode.INTERNAL_ERROR, "internal error")
-        self.send_data()
+        with contextlib.suppress(Exception):  # the call may have closed or aborted already
+            self.protocol.fail(CloseCode.INTERNAL_ERROR, "internal error")
+            self.send_data()
         self.transport.close()
 
 

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from loadtest.agent_sim.config import AgentSettings
-from loadtest.errors import ConfigError
+from loadtest.errors import ConfigError, LoadtestError
 
 __all__ = ["part_path", "run_processes"]
 
@@ -45,6 +45,13 @@ def run_processes(settings: AgentSettings, count: int, serve: Serve) -> int:
     """Fork ``count`` processes that each run ``serve``; returns the exit code."""
     if not hasattr(socket, "SO_REUSEPORT") or not sys.platform.startswith("linux"):
         raise ConfigError("--processes above 1 needs Linux (SO_REUSEPORT spreads the calls)")
+    if settings.ground_truth is not None:  # the parts are merged here: fail early, one line
+        try:
+            settings.ground_truth.open("w").close()
+        except OSError as exc:
+            raise ConfigError(
+                f"--ground-truth {settings.ground_truth}: cannot write ({exc.strerror})"
+            ) from exc
     reserved = _reserve(settings.host, settings.port)
     port = int(reserved.getsockname()[1])
     ready_r, ready_w = os.pipe()
@@ -58,7 +65,9 @@ def run_processes(settings: AgentSettings, count: int, serve: Serve) -> int:
             code = 1
             try:
                 code = serve(child, lambda: _say_ready(ready_w))
-            except BaseException:  # the parent reports it; never return into its code
+            except LoadtestError as exc:  # one line, like a single process
+                log.error(str(exc), extra={"fields": {"process": index}})
+            except BaseException:  # never return into the parent's code
                 log.exception("simulator process failed", extra={"fields": {"process": index}})
             finally:
                 os._exit(code)

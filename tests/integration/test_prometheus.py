@@ -5,8 +5,10 @@ Exempt, and only these: the two Azure Monitor panels (``AZURE_MONITOR_EXPRS``), 
 data only when the run polls Azure Monitor (covered against a stub by test_azure_monitor.py).
 
 The run deviates from the plain demo on purpose so that every panel has something to show:
-the agent greets (greeting panel), stays silent on 30 % of turns (``ttfb_timeout`` errors for
-the error panels) and callers barge in on half the turns.
+the agent greets (greeting panel), stays silent on 15 % of turns (``ttfb_timeout`` errors for
+the error panels) and callers barge in on 70 % of the turns. A rate() needs a series to grow
+after Prometheus first saw it: with fewer replies (a silent turn ends the call) a run could
+end with all of its few barge-ins inside one scrape interval, leaving that panel empty.
 """
 
 from __future__ import annotations
@@ -195,12 +197,12 @@ def observed(
     poller = Poller(metrics_port)
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
-    agent = ("--latency-ms 600 --barge-latency-ms 150 --greeting-ms 500 --fault silent=0.3 "
+    agent = ("--latency-ms 600 --barge-latency-ms 150 --greeting-ms 500 --fault silent=0.15 "
              "--log-level warning")  # fmt: skip
     command = [
         sys.executable, "-m", "loadtest", "run", "--with-agent", "--agent-args", agent,
         "--workers", "2", "--users", "6", "--spawn-rate", "6", "--run-time", "40s",
-        "--pcm-dir", str(espeak_cache_dir), "--greeting", "wait", "--barge-in-rate", "0.5",
+        "--pcm-dir", str(espeak_cache_dir), "--greeting", "wait", "--barge-in-rate", "0.7",
         "--seed", "5", "--metrics-port", str(metrics_port), "--reports-dir", str(workdir / "r"),
     ]  # fmt: skip
     try:

@@ -52,3 +52,13 @@ def test_a_port_in_use_is_one_clear_error() -> None:
             _reserve("127.0.0.1", taken)
     finally:
         plain.close()
+
+
+def test_an_unwritable_ground_truth_fails_before_any_process_starts(tmp_path: Path) -> None:
+    from loadtest.agent_sim.processes import run_processes
+
+    started: list[AgentSettings] = []
+    settings = AgentSettings(port=0, ground_truth=tmp_path / "missing" / "truth.jsonl")
+    with pytest.raises(ConfigError, match="--ground-truth .*cannot write"):
+        run_processes(settings, 2, lambda one, ready: started.append(one) or 0)
+    assert started == []
