@@ -15,8 +15,8 @@ real caller would feel that too), and the worker's receive lag follows the burst
 point the capacity figure is a lower bound for the worker. Since the agent reads ordinary
 frames itself and shares one timer per millisecond between calls (Nov 2026) it stays near
 half a core at the worker's capacity, so the worker sets the figure. Its own limit is in the
-agent section: one read and one write system call per frame and call are the larger part of
-its CPU on this VM; the Python per frame is ~5 µs in and ~4 µs out.
+agent section: per frame and call it parses, classifies and answers in Python and makes one
+read and one write system call.
 
 **The worker's CPU per frame.** With frames pre-encoded and one scheduler serving every
 caller, what is left is work done once per frame that no cache removes (profile above; during

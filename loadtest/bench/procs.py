@@ -11,8 +11,6 @@ import json
 import os
 import platform
 import queue
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from loadtest.errors import LoadtestError
+from loadtest.procutil import free_port
+from loadtest.procutil import stop_processes as stop
 
 __all__ = [
     "AGENT_PATH",
@@ -38,12 +38,6 @@ __all__ = [
 ]
 
 AGENT_PATH = "/api/v1/media/stream"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pin(cpus: set[int] | None) -> Any:
@@ -187,18 +181,3 @@ def start_worker(
     assert process.stdout is not None
     threading.Thread(target=_pump, args=(process.stdout, worker.lines), daemon=True).start()
     return worker
-
-
-def stop(processes: Sequence[subprocess.Popen[Any]], grace_s: float = 10.0) -> None:
-    """SIGTERM each process this benchmark started, then SIGKILL what is left after
-    ``grace_s``."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -169,8 +169,8 @@ Message = str | bytes
 class FrameCutter:
     """Cuts one connection's inbound byte stream into messages and control frames.
 
-    The agent simulator's inbound hot path: websockets' own receive path costs ~20 µs per
-    message (a parser generator, an assembler queue and a task switch into the handler).
+    The agent simulator's inbound hot path: websockets' own receive path runs a parser
+    generator, an assembler queue and a task switch into the handler for every message.
     This takes the common case — complete, unfragmented, masked text or binary frames without
     RSV bits and no larger than the message limit — and returns their payloads directly.
     Control frames come back untouched as :class:`Control` for websockets to act on (pong,

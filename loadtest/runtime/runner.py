@@ -16,16 +16,15 @@ import argparse
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 
 from loadtest.errors import ConfigError, LoadtestError, TargetUnreachable
 from loadtest.metrics.report_cli import write_report
+from loadtest.procutil import free_port, stop_processes
 from loadtest.runtime.transport import ConnectFailed, WebSocketTransport
 from loadtest.settings import SETTINGS, CallerSettings, parse_settings
 
@@ -101,12 +100,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def probe(settings: CallerSettings, timeout_s: float = 5.0) -> None:
     """Open and close one connection to ``settings.ws_url``; raise LoadtestError if it fails."""
     transport = WebSocketTransport(settings)
@@ -123,7 +116,7 @@ def probe(settings: CallerSettings, timeout_s: float = 5.0) -> None:
 def _start_agent(
     args: argparse.Namespace, env: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "loadtest", "agent", "--host", "127.0.0.1",
                "--port", str(port), *shlex.split(args.agent_args)]  # fmt: skip
     agent = subprocess.Popen(command, env=env)
@@ -138,19 +131,6 @@ def _start_agent(
             time.sleep(0.1)
     agent.terminate()
     raise LoadtestError("the agent simulator did not become healthy within 30 s")
-
-
-def _stop(processes: Sequence[subprocess.Popen[bytes]], grace_s: float = 10.0) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -175,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         if not settings.ws_url:
             raise ConfigError("no target: set WS_URL / --ws-url, or use --with-agent")
         probe(settings)
-        port = _free_port()
+        port = free_port()
         summary = args.summary_json or str(reports / "summary.json")
         master = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master", "--headless",
@@ -199,15 +179,15 @@ def run(args: argparse.Namespace) -> int:
         children.append(master_process)
         children += [subprocess.Popen(worker, env=env) for _ in range(args.workers)]
         code = master_process.wait()
-        _stop(children)
+        stop_processes(children)
         if Path(summary).is_file():
             report = write_report(Path(summary), Path(summary).with_suffix(".html"))
             print(f"report: {report}")
         return code
     except KeyboardInterrupt:
         print("voice-loadtest: stopping…", file=sys.stderr)
-        _stop(children)
+        stop_processes(children)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _stop(children, grace_s=5)
+        stop_processes(children, grace_s=5)
