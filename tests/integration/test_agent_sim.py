@@ -372,26 +372,31 @@ def _raw_call(port: int, frame: bytes) -> int:
     return int.from_bytes(received[index + 2 : index + 4], "big")
 
 
+async def _callers(
+    url: str, script: CallScript, prefix: str, count: int, *, spacing_ms: int
+) -> list[CallResult]:
+    """``count`` concurrent real-time calls with connection ids ``{prefix}-{i}``, started
+    ``spacing_ms`` apart."""
+    return await asyncio.gather(
+        *(
+            stream_call(
+                url,
+                script,
+                headers={"x-ms-call-connection-id": f"{prefix}-{i}"},
+                start_delay_ms=i * spacing_ms,
+            )
+            for i in range(count)
+        )
+    )
+
+
 def test_200_concurrent_callers(tmp_path: Path, azure_sample_dir: Path) -> None:
     truth = tmp_path / "truth.jsonl"
     args = ("--latency-ms", "600", "--response-ms", "600")
     with AgentProcess(*args, ground_truth=truth) as agent:
         script = CallScript().speech(pcm(azure_sample_dir, 2), "t1").silence(1400)
 
-        async def calls() -> list[CallResult]:
-            return await asyncio.gather(
-                *(
-                    stream_call(
-                        agent.url,
-                        script,
-                        headers={"x-ms-call-connection-id": f"load-{i}"},
-                        start_delay_ms=i * 5,
-                    )
-                    for i in range(200)
-                )
-            )
-
-        results = asyncio.run(calls())
+        results = asyncio.run(_callers(agent.url, script, "load", 200, spacing_ms=5))
         assert agent.metric("voice_loadtest_agent_connections_total") == 200
         assert agent.stop() == 0
     assert all(r.error is None and r.close_code == 1000 for r in results)
@@ -417,20 +422,7 @@ def test_processes_share_one_port_and_one_ground_truth(
     with AgentProcess(*args, ground_truth=truth) as agent:
         script = CallScript().speech(pcm(azure_sample_dir, 1), "t1").silence(1200)
 
-        async def calls() -> list[CallResult]:
-            return await asyncio.gather(
-                *(
-                    stream_call(
-                        agent.url,
-                        script,
-                        headers={"x-ms-call-connection-id": f"p-{i}"},
-                        start_delay_ms=i * 10,
-                    )
-                    for i in range(20)
-                )
-            )
-
-        results = asyncio.run(calls())
+        results = asyncio.run(_callers(agent.url, script, "p", 20, spacing_ms=10))
         ports = [int(str(e["port"])) for e in agent.logs if e.get("event") == "metrics"]
         served = []
         for port in ports:
