@@ -95,8 +95,11 @@ def register(events: Any) -> None:
             harness.configure()
             options = environment.parsed_options
             harness.azure_config = parse_azure_monitor_config(os.environ)
+            # The SLO file is the master's (its verdict is judged there). A worker joining a
+            # running test can receive the master's custom options, --slo-file included,
+            # before this init runs; the path need not exist in the worker's container.
             slo_file = getattr(options, "slo_file", None)
-            if slo_file:
+            if slo_file and harness.role != "worker":
                 harness.slo = parse_slo(Path(slo_file).read_text(), source=slo_file)
         except (LoadtestError, OSError) as exc:
             _fatal(str(exc))

@@ -68,12 +68,19 @@ def test_late_worker_gets_callers_and_counts_merge_exactly(
         first = subprocess.Popen([*worker, "--metrics-port", "0"], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         time.sleep(8)
-        late = subprocess.Popen([*worker, "--metrics-port", str(late_metrics)], env=env,
+        # The SLO file is the master's alone: in a cluster a worker pod does not have it, yet
+        # a worker joining a running test can be handed the master's --slo-file (Locust
+        # forwards custom options) before its own init. Gone here, and named on the late
+        # worker's command line, so reading it on a worker fails this test every time.
+        slo.unlink()
+        late = subprocess.Popen([*worker, "--metrics-port", str(late_metrics),
+                                 "--slo-file", str(slo)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         output, _ = master.communicate(timeout=90)
         for process in (first, late):
             process.wait(timeout=30)
     assert master.returncode == 0, output[-3000:]
+    assert (first.returncode, late.returncode) == (0, 0)
     data = json.loads(summary.read_text())
     assert data["run"]["workers"] == 2
     # Two independent merge paths must agree exactly: Locust's own request stats and the
