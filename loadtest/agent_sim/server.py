@@ -87,10 +87,12 @@ class _Call:
         self.stop = b""
 
     def on_message(self, message: str | bytes, now_ns: int) -> None:
-        actions = self.session.receive(message, now_ns)
+        session = self.session
+        actions = session.receive(message, now_ns)
         if actions:
             self.execute(actions)
-        self.after_step()
+        if session.replanned or actions:
+            self.after_step()
 
     def on_timer(self) -> None:
         self.deadline_ns = None

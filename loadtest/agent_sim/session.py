@@ -6,7 +6,8 @@ Call order (one :class:`AgentSession` per WebSocket connection)::
     actions = session.start(now_ns)             # once, before the first message
     actions = session.receive(message, now_ns)  # every inbound message, stamped when read
     actions = session.poll(now_ns)              # when next_deadline_ns() is reached
-    session.next_deadline_ns()                  # re-read after every receive/poll
+    session.next_deadline_ns()                  # re-read after every poll, and after a
+                                                # receive that left session.replanned True
     session.close(now_ns)                       # when the connection ended
     session.take_records()                      # finished turns (ground truth), any time
     session.has_records                         # … whether there are any (cheap)
@@ -133,6 +134,7 @@ class AgentSession:
         self._closed = False
         self._records: list[TurnRecord] = []
         self.has_records = False  # the edge asks after every message; a plain attribute
+        self.replanned = False  # … and this: whether receive() may have moved the deadline
         self._transcript: str | None = None
         if policy.pace is Pace.BURST:
             self._chunk_frames = policy.burst_ms // FRAME_MS
@@ -162,7 +164,13 @@ class AgentSession:
         return self._metadata(opened, now_ns)
 
     def receive(self, message: WireMessage, now_ns: int) -> list[Action]:
-        """Take one caller message read at ``now_ns``; return actions (only ever a Close)."""
+        """Take one caller message read at ``now_ns``; return actions (only ever a Close).
+
+        Afterwards :attr:`replanned` is False when :meth:`next_deadline_ns` is what it was
+        before and no turn finished — true of nearly every audio frame, so the edge can skip
+        re-reading the deadline.
+        """
+        self.replanned = False
         if self._closed:
             return []
         parsed = self._codec.parse(message)
@@ -171,12 +179,14 @@ class AgentSession:
             stats.inbound_messages[self._codec.labels[0]] += 1
             stats.inbound_frames_total += 1
             if self._vad is None:
+                self.replanned = True
                 actions = self.start(now_ns)  # raw PCM: start() was not called
                 if self._vad is None:
                     self._bad("audio_before_metadata")
                     return actions
             self._audio(parsed.pcm, parsed.silent, now_ns)
             return []
+        self.replanned = True  # not audio: rare, so not worth telling apart
         _, open_label, dtmf_label = self._codec.labels
         if isinstance(parsed, Rejected):
             self._bad(parsed.reason)
@@ -301,6 +311,7 @@ class AgentSession:
         if speech:
             self._last_speech_rx_ns = now_ns
         if event is not None:
+            self.replanned = True
             if event.kind is VadEventKind.SPEECH_START:
                 start = event.frame_index
                 rx_ns = self._ring[start % _RING] if index - start < _RING else now_ns
@@ -308,6 +319,7 @@ class AgentSession:
             else:
                 self._speech_end(event.frame_index, self._last_speech_rx_ns)
         elif speech and self._barge is not None:
+            self.replanned = True
             self._barge.frames += 1
             self._check_barge(now_ns)
 

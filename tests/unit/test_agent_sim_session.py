@@ -70,7 +70,12 @@ class Driver:
 
     def send(self, message: str | bytes) -> list[Action]:
         self.run_until(self.next_frame_ns)
-        actions = self.session.receive(message, self.t)
+        session = self.session
+        deadline = session.next_deadline_ns()
+        actions = session.receive(message, self.t)
+        if not session.replanned:  # the edge then skips re-reading the deadline: it must hold
+            assert not actions and not session.has_records
+            assert session.next_deadline_ns() == deadline
         self.sent += [(self.t, a) for a in actions]
         return actions
 
@@ -142,8 +147,17 @@ def test_end_of_turn_needs_endpoint_silence() -> None:
 
 
 @pytest.mark.parametrize("mode", [BargeMode.STOP, BargeMode.LATE])
-def test_barge_in_stops_at_barge_latency(mode: BargeMode) -> None:
-    policy = replace(POLICY, response_ms=3000, barge_mode=mode, barge_latency_ms=200)
+@pytest.mark.parametrize("min_speech_ms", [60, 180])
+def test_barge_in_stops_at_barge_latency(mode: BargeMode, min_speech_ms: int) -> None:
+    """Barge-in needs ``barge_min_speech_ms`` of speech: 60 ms is the VAD's onset (decided
+    with the speech start), 180 ms is decided frames later, while the speech goes on."""
+    policy = replace(
+        POLICY,
+        response_ms=3000,
+        barge_mode=mode,
+        barge_latency_ms=200,
+        barge_min_speech_ms=min_speech_ms,
+    )
     d = Driver(policy)
     d.metadata()
     turn(d)
@@ -161,9 +175,29 @@ def test_barge_in_stops_at_barge_latency(mode: BargeMode) -> None:
     stopped, answered = d.records
     assert stopped.outcome == "stopped" and stopped.barge_speech_rx_ns == d.rx[barge[0]]
     assert stopped.stop_tx_ns == stop
-    assert stopped.barge_detected_ns == d.rx[barge[2]]  # 60 ms of speech (3 frames)
+    assert stopped.barge_detected_ns == d.rx[barge[min_speech_ms // 20 - 1]]
     assert answered.turn_index == 1 and answered.first_speech_rx_ns == d.rx[barge[0]]
     assert d.stats.barge_ins_total == 1 and d.stats.stops_total == 1
+
+
+def test_barge_in_decided_mid_speech_stops_before_the_next_burst() -> None:
+    """Barge-in decided on the 9th speech frame, between two bursts of reply audio: StopAudio
+    is due before the next burst, so the edge must be told to re-read the deadline."""
+    policy = replace(
+        POLICY,
+        response_ms=6000,
+        pace=Pace.BURST,
+        burst_ms=1000,
+        barge_latency_ms=180,
+        barge_min_speech_ms=180,
+    )
+    d = Driver(policy)
+    d.metadata()
+    turn(d)
+    d.idle(1300)
+    barge = d.stream(SPEECH, 400)
+    (stop,) = d.times(SendStop)
+    assert stop == d.rx[barge[0]] + 180 * MS
 
 
 def test_barge_mode_ignore_keeps_talking() -> None:
