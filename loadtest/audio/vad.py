@@ -222,7 +222,13 @@ class SpeechSegmenter:
 
     def push(self, frame: bytes) -> VadEvent | None:
         """Classify one frame; return the event it completes, if any."""
-        return self._advance(self._classifier.is_speech(frame))
+        speech = self._classifier.is_speech(frame)
+        if speech or self.in_speech:
+            return self._advance(speech)
+        self._index += 1  # quiet between utterances, nearly every frame: _advance(False) inline
+        self._run = 0
+        self._quiet += 1
+        return None
 
     def push_silent(self) -> VadEvent | None:
         """Account for one frame the sender flagged silent, without classifying it."""

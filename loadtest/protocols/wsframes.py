@@ -199,6 +199,20 @@ class FrameCutter:
         to websockets' parser (empty unless the fast path ended here or earlier)."""
         if self.passthrough:
             return [], data
+        # The usual read: one whole masked text frame of 126..65535 bytes (every ACS audio
+        # frame), nothing before or after it.
+        if (
+            not self._rest
+            and len(data) > 8
+            and data[0] == _FIN | OP_TEXT
+            and data[1] == _MASKED | 126
+            and len(data) == 8 + ((data[2] << 8) | data[3])
+            and (self._max_size is None or len(data) - 8 <= self._max_size)
+        ):
+            try:
+                return [apply_mask(data[8:], data[4:8]).decode()], b""
+            except UnicodeDecodeError:
+                pass  # the general way below hands it to websockets (1007)
         if self._rest:
             data = self._rest + data
             self._rest = b""

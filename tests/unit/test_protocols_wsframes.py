@@ -90,3 +90,24 @@ def test_start_in_passthrough_when_websockets_already_holds_bytes() -> None:
 def test_no_limit() -> None:
     payload = bytes(3000)
     assert FrameCutter(None).feed(client(Opcode.BINARY, payload)) == ([payload], b"")
+
+
+@pytest.mark.parametrize("size", [126, 1000, 65535])
+def test_a_lone_text_frame_the_usual_read(size: int) -> None:
+    text = "é" + "a" * (size - 2)  # exactly ``size`` bytes of UTF-8
+    cutter = FrameCutter(1 << 20)
+    assert cutter.feed(client(Opcode.TEXT, text.encode())) == ([text], b"")
+    assert not cutter.passthrough
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        client(Opcode.TEXT, b"\xff" * 200),  # not UTF-8: websockets closes with 1007
+        client(Opcode.TEXT, b"a" * 2000),  # over max_size: websockets closes with 1009
+    ],
+)
+def test_a_lone_odd_text_frame_goes_to_websockets(odd: bytes) -> None:
+    cutter = FrameCutter(1024)
+    assert cutter.feed(odd) == ([], odd)
+    assert cutter.passthrough
