@@ -205,6 +205,7 @@ def test_parse_audio_decodes() -> None:
 
 
 OTHER_B64 = base64.b64encode(bytes(640)).decode()
+DOC_HEAD = '{"kind":"AudioData","audioData":{"timestamp":"'
 AUDIO_SHAPES = [
     acs.encode_audio_data(PCM, TS, participant_raw_id="8:acs:x", silent=False),
     acs.encode_audio_data(PCM, TS, participant_raw_id="p", silent=True),
@@ -224,6 +225,14 @@ AUDIO_SHAPES = [
     compact({"kind": "AudioData", "audioData": {"data": ""}}),
     '{"kind":"AudioData","audioData":{"data":"' + B64 + '"',  # truncated
     '{"kind":"AudioData","audioData":{"data":"' + B64 + '","silent":false}}}',  # extra brace
+    # ACS's own shape with something off, for the literal-by-literal match:
+    DOC_HEAD + 'T","participantRawID":"a\\"b","data":"' + B64 + '","silent":false}}',
+    DOC_HEAD + 'T\\u0041","participantRawID":"p","data":"' + B64 + '","silent":true}}',
+    DOC_HEAD + 'T","participantRawID":"p","data":"AAAA\\/AAA","silent":false}}',
+    DOC_HEAD + 'T","participantRawID":"p","data":"' + B64 + '","silent":false}} ',
+    DOC_HEAD + 'T","participantRawID":"p","data":"' + B64 + '"}}',
+    DOC_HEAD + 'T","participantRawID":"p","data":"' + B64,
+    DOC_HEAD + 'T","participantRawID":"p","data":"' + B64 + '","silent":null}}',
 ]
 
 
@@ -241,6 +250,7 @@ def test_audio_fast_path_agrees_with_the_full_parser(
             return ("error", exc.reason)
 
     fast = outcome()
+    monkeypatch.setattr(acs_agent, "_documented_audio", lambda message, decode: None)
     monkeypatch.setattr(acs_agent, "_audio_fast", lambda message, decode: None)
     assert fast == outcome()
 
@@ -251,6 +261,9 @@ def test_audio_fast_path_agrees_with_the_full_parser(
 def test_which_shapes_take_the_quick_path(index: int, quick: bool) -> None:
     taken = acs_agent._audio_fast(AUDIO_SHAPES[index], base64.b64decode)
     assert (taken is not None) is quick
+    documented = acs_agent._documented_audio(AUDIO_SHAPES[index], base64.b64decode)
+    assert (documented is not None) is (index < 2)  # ACS's own shape, literal by literal
+    assert documented is None or documented == taken
 
 
 def test_audio_decode_is_pluggable() -> None:

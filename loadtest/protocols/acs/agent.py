@@ -167,15 +167,12 @@ def _audio_fast(message: str, decode: Decode) -> CallerAudio | None:
 
     The base64 string is nearly all of the message and ``json.loads`` would scan it character
     by character; here it is cut out first and decoded on its own. The documented shape
-    (compact, in its order) is recognised piece by piece; otherwise what is left is parsed as
-    JSON, which is taken only when the message has exactly one ``"data":"`` key (either
+    (compact, in its order) is :func:`_documented_audio`'s; otherwise what is left is parsed
+    as JSON, which is taken only when the message has exactly one ``"data":"`` key (either
     casing), its string has no escapes, and the rest is an AudioData whose ``data`` is that
     (now empty) string. Anything else — including every error — goes the full way, which
     reports it.
     """
-    documented = _documented_audio(message, decode)
-    if documented is not None:
-        return documented
     key = '"data":"'
     start = message.find(key)
     if start < 0:
@@ -257,7 +254,7 @@ def parse_caller(message: WireMessage, decode: Decode = _b64) -> CallerMessage:
     (the simulator passes a caching one); it raises ``binascii.Error`` or ``ValueError``.
     """
     if isinstance(message, str):
-        audio = _audio_fast(message, decode)
+        audio = _documented_audio(message, decode) or _audio_fast(message, decode)
         if audio is not None:
             return audio
     obj = _loads_object(message)
