@@ -386,7 +386,8 @@ def _agent(results: Mapping[str, Any]) -> list[str]:
         "while it listens — so the VAD's level gate runs on every frame. "
         f"Holds: {agent['criteria']}.",
         "",
-        f"**{agent['max_calls_held_one_core']} concurrent calls per core.**",
+        f"**{agent['max_calls_held_one_core']} concurrent calls per core.**"
+        + _agent_load_there(agent),
         "",
         *_table(
             [
@@ -403,6 +404,17 @@ def _agent(results: Mapping[str, Any]) -> list[str]:
         ),
         *_agent_modes(agent.get("other_modes", {})),
     ]
+
+
+def _agent_load_there(agent: Mapping[str, Any]) -> str:
+    """Where the held figure sits on the core: a figure held near 100 % is an edge, and a
+    slower minute of a shared machine moves it."""
+    held = [s for s in agent["steps"] if s["holds"]]
+    if not held:
+        return ""
+    cpu = float(held[-1]["cpu_percent"])
+    edge = " — the edge of the core, not headroom" if cpu >= 95.0 else ""
+    return f" The simulator used {cpu:.1f} % of its core there{edge}."
 
 
 _MODE_TEXT = {

@@ -156,3 +156,15 @@ def test_agent_section_lists_the_other_caller_audio() -> None:
     text = render_markdown(results)
     assert "| callers send nothing (agent → caller audio only) | 1500 | 71.5 |" in text
     assert "| comfort noise that never repeats (no decode is saved) | 0 | – |" in text
+
+
+@pytest.mark.parametrize(("cpu", "edge"), [(99.0, True), (80.0, False)])
+def test_agent_figure_says_how_much_of_the_core_it_took(cpu: float, edge: bool) -> None:
+    results = _results()
+    step = {"calls": 1000, "cpu_percent": cpu, "lateness_p50_ms": 2.0, "lateness_p99_ms": 10.0,
+            "loop_lag_max_ms": 20.0, "audio_ratio": 1.0, "dropped": 0, "holds": True}  # fmt: skip
+    failed = {**step, "calls": 1100, "cpu_percent": 100.0, "holds": False}
+    results["agent"]["steps"] = [step, failed]
+    text = render_markdown(results)
+    assert f"The simulator used {cpu:.1f} % of its core there" in text
+    assert ("the edge of the core, not headroom" in text) is edge
