@@ -155,8 +155,10 @@ def match_turns(
     connection id and turn index when its last speech frame was received within 1 s of the
     harness's end of speech, else to the record on that connection nearest in time. A barge-in
     is matched to the agent's record whose barge speech arrival is nearest to the harness's
-    first barge speech frame. ``window`` keeps only turns whose end of speech (or barge speech)
-    falls inside ``[start_ns, end_ns]``.
+    first barge speech frame. ``window`` keeps only measurements made wholly inside
+    ``[start_ns, end_ns]``: end of speech to the first reply frame read (barge-in: first barge
+    speech frame to StopAudio read). One that straddles the end was finished while the
+    benchmark was already ramping to the next step, a load that is not this step's.
     """
     replies: dict[str, list[Mapping[str, Any]]] = {}
     for line in truth:
@@ -169,7 +171,7 @@ def match_turns(
         candidates = replies.get(conn, [])
         eos, ttfb = turn.get("eos_ns"), turn.get("ttfb_ms")
         record: Mapping[str, Any] | None
-        if eos is not None and ttfb is not None and _inside(int(eos), window):
+        if eos is not None and ttfb is not None and _inside(int(eos), window, float(ttfb)):
             record = by_turn.get((conn, turn.get("turn_index")))
             rx = None if record is None else record.get("last_speech_rx_ns")
             if rx is not None and abs(int(rx) - int(eos)) <= _INDEX_MATCH_WINDOW_NS:
@@ -190,7 +192,7 @@ def match_turns(
         barge = turn.get("barge") or {}
         speech, latency = barge.get("speech_ns"), barge.get("latency_ms")
         if barge.get("outcome") == "stopped" and speech is not None and latency is not None:
-            if not _inside(int(speech), window):
+            if not _inside(int(speech), window, float(latency)):
                 continue
             record = _nearest(candidates, "barge_speech_rx_ns", int(speech), _INDEX_MATCH_WINDOW_NS)
             if record is None or record.get("stop_tx_ns") is None:
@@ -201,8 +203,10 @@ def match_turns(
     return out
 
 
-def _inside(instant: int, window: tuple[int, int] | None) -> bool:
-    return window is None or window[0] <= instant <= window[1]
+def _inside(start_ns: int, window: tuple[int, int] | None, lasted_ms: float) -> bool:
+    """Whether a measurement from ``start_ns`` lasting ``lasted_ms`` lies inside ``window``."""
+    end_ns = start_ns + round(lasted_ms * 1_000_000)
+    return window is None or (window[0] <= start_ns and end_ns <= window[1])
 
 
 def quantiles(values: Sequence[float]) -> dict[str, float | int | None]:

@@ -264,8 +264,10 @@ def _accuracy(results: Mapping[str, Any]) -> list[str]:
         "is the agent's first reply frame written − last speech frame read (TTFB) and "
         "StopAudio written − first barge speech frame read (barge-in). The error is the "
         "loopback transit both ways, i.e. how late each side read what the other wrote — the "
-        "two halves are shown for TTFB. Turns are counted in the step whose window contains "
-        "their end of speech (barge-in: first barge speech frame).",
+        "two halves are shown for TTFB. A turn counts in the step whose window holds the "
+        "whole measurement — end of speech to the first reply frame read (barge-in: first "
+        "barge speech frame to StopAudio read); one that straddles the window's end finished "
+        "while the next step's callers were connecting, a load that is not its step's.",
         "",
         *_table(
             [

@@ -144,11 +144,21 @@ def test_barge_in_matched_by_barge_speech_instant() -> None:
     assert match_turns([_turn("a", 2, 6000 * MS, None, barge=ignored)], truth).barge_errors_ms == []
 
 
-def test_window_keeps_turns_whose_instant_falls_inside() -> None:
-    harness = [_turn("a", 0, 1000 * MS, 600.0), _turn("a", 1, 9000 * MS, 600.0)]
-    truth = [_reply("a", 0, 1000 * MS, 1600 * MS), _reply("a", 1, 9000 * MS, 9600 * MS)]
+def test_window_keeps_measurements_made_wholly_inside() -> None:
+    # Turn 0 lies inside; turn 1's speech ended inside but its answer came after the window
+    # (while the next step ramped up); turn 2 is after it.
+    harness = [_turn("a", 0, 1000 * MS, 600.0), _turn("a", 1, 1800 * MS, 600.0),
+               _turn("a", 2, 9000 * MS, 600.0)]  # fmt: skip
+    truth = [_reply("a", 0, 1000 * MS, 1600 * MS), _reply("a", 1, 1800 * MS, 2400 * MS),
+             _reply("a", 2, 9000 * MS, 9600 * MS)]  # fmt: skip
     matched = match_turns(harness, truth, window=(500 * MS, 2000 * MS))
-    assert len(matched.ttfb_errors_ms) == 1
+    assert matched.ttfb_errors_ms == [pytest.approx(0.0)] and matched.by_index == 1
+    # Barge-in: first barge speech frame to StopAudio read, both inside.
+    barge = {"outcome": "stopped", "speech_ns": 1900 * MS, "latency_ms": 150.0}
+    record = _reply("a", 5, 0, None, barge_speech_rx_ns=1900 * MS, stop_tx_ns=2050 * MS)
+    straddling = [_turn("a", 6, 5000 * MS, None, barge=barge)]
+    assert match_turns(straddling, [record], window=(500 * MS, 2000 * MS)).barge_errors_ms == []
+    assert match_turns(straddling, [record], window=(500 * MS, 2100 * MS)).barge_errors_ms == [0.0]
 
 
 def test_quantiles_and_error_stats() -> None:
