@@ -132,14 +132,18 @@ def resample(data: bytes, from_rate: int, to_rate: int) -> bytes:
     """Resample PCM16 from ``from_rate`` to ``to_rate`` Hz with soxr (high quality).
 
     The output has ``round(len * to_rate / from_rate)`` samples: no samples are dropped or
-    invented beyond what the rate change implies.
+    invented beyond what the rate change implies. It is deterministic: soxr works in floats
+    here and the result is rounded to PCM16 without dither (soxr's own 16-bit output adds
+    random dither, so the same input came out ±1 LSB differently from call to call — and a
+    cache identifies audio by its content hash).
     """
     check_pcm(data)
     if from_rate == to_rate:
         return data
-    samples = np.frombuffer(data, dtype="<i2")
-    out = soxr.resample(samples, from_rate, to_rate, quality="HQ")
-    return np.asarray(out, dtype="<i2").tobytes()
+    samples = np.frombuffer(data, dtype="<i2").astype(np.float32)
+    out = np.asarray(soxr.resample(samples, from_rate, to_rate, quality="HQ"))
+    rounded: bytes = np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes()
+    return rounded
 
 
 def _mulaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:

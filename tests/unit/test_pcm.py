@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,28 @@ def test_resample_length_and_pitch(src: int, dst: int) -> None:
     assert abs(peak_hz - 440.0) < 2.0
     # Level kept: a resampler that drops samples or clips would change it.
     assert abs(pcm.rms_dbfs(out) - pcm.rms_dbfs(tone)) < 0.5
+
+
+def test_resample_never_takes_soxr_dithered_integer_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """soxr adds random TPDF dither when it writes 16-bit output, so the same input came out
+    ±1 LSB differently from call to call (a test failed one run in ten, and a cache names
+    audio by its content hash): resample hands soxr floats and rounds itself."""
+    seen: list[np.dtype[Any]] = []
+    real = pcm.soxr.resample
+
+    def spy(x: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(np.asarray(x).dtype)
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(pcm.soxr, "resample", spy)
+    tone = (np.sin(2 * np.pi * 300 * np.arange(1600) / 16000) * 8000).astype("<i2").tobytes()
+    assert len({pcm.resample(tone, 16000, 8000) for _ in range(20)}) == 1
+    assert seen and all(dtype.kind == "f" for dtype in seen)
+    square = (np.sign(np.sin(2 * np.pi * 100 * np.arange(1600) / 16000)) * 32767).astype("<i2")
+    out = np.frombuffer(pcm.resample(square.tobytes(), 16000, 24000), dtype="<i2")
+    assert out.max() == 32767 and out.min() == -32768  # overshoot clipped, not wrapped
 
 
 def test_resample_same_rate_is_identity() -> None:
