@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench.procs import machine, start_agent, stop
+from loadtest.bench.procs import machine, python_speed, start_agent, stop
 from loadtest.bench.report import render_markdown
 from loadtest.bench.sections import (
     AGENT_ARGS,
@@ -174,6 +174,7 @@ def run_bench(args: argparse.Namespace) -> int:
         if "profile" in plan.sections:
             results["profile"] = profile_section(plan, held, pcm_dir, cpus, work)
     results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["machine"]["python_speed_end"] = python_speed()
     results["duration_s"] = round(time.monotonic() - started, 1)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -106,6 +106,10 @@ def _machine(results: Mapping[str, Any]) -> list[str]:
             "Load average (1/5/15 min) at start → end",
             f"{m.get('load_average')} → {m.get('load_average_end')}",
         ],
+        [
+            "Python speed at start → end (M iterations/s of a fixed workload; compare runs)",
+            f"{m.get('python_speed', '–')} → {m.get('python_speed_end', '–')}",
+        ],
         ["Command", f"`{results.get('command')}`"],
         [
             "Duration",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from loadtest.bench.cli import _plan, add_bench_arguments
+from loadtest.bench.procs import python_speed
 from loadtest.bench.profile import categorize
 from loadtest.bench.report import headline, render_markdown
 
@@ -45,7 +46,7 @@ def _results(quick: bool = False, last_agent_cpu: float = 50.0) -> dict[str, Any
         "machine": {"date": "2026-01-01T00:00:00+00:00", "cpus": 2, "cpus_usable": 2,
                     "cpu_model": "Test CPU", "python": "3.11.7", "platform": "Linux",
                     "load_average": [0.1, 0.1, 0.1], "load_average_end": [1.0, 0.5, 0.2],
-                    "packages": {"gevent": "1"}},
+                    "python_speed": 5.61, "python_speed_end": 4.8, "packages": {"gevent": "1"}},
         "settings": {"steps": [200, 500, 700], "step_s": 10.0, "settle_s": 4.0,
                      "agent_args": "--latency-ms 600", "greeting": "off"},
         "capacity": {"agent_cpus": [0], "worker_cpus": [1], "pinned": True, "steps": steps,
@@ -78,6 +79,7 @@ def test_markdown_has_every_section_the_machine_and_the_raw_json() -> None:
                     "## Cold start", "## What limits"):  # fmt: skip
         assert heading in text
     assert "Test CPU" in text and "`python -m loadtest.bench`" in text
+    assert "compare runs) | 5.61 → 4.8 |" in text
     assert "| 500 | 50.0 (12.5) |" in text
     assert "Skipped: no Blob Storage." in text
     raw = text.split("```json\n", 1)[1].split("\n```", 1)[0]
@@ -168,3 +170,7 @@ def test_agent_figure_says_how_much_of_the_core_it_took(cpu: float, edge: bool) 
     text = render_markdown(results)
     assert f"The simulator used {cpu:.1f} % of its core there" in text
     assert ("the edge of the core, not headroom" in text) is edge
+
+
+def test_python_speed_is_a_positive_reading() -> None:
+    assert python_speed(20_000) > 0.0
