@@ -221,20 +221,18 @@ def evaluate(summary: Mapping[str, Any], config: SloConfig = DEFAULT_SLO) -> Slo
             "no turns were measured (agent unreachable, or the run was too short); nothing to judge"
         )
     harness = summary.get("harness", {})
-    lateness = (harness.get("frame_lateness_ms") or {}).get("p99")
-    if lateness is not None and lateness > config.max_lateness_p99_ms:
-        reasons.append(
-            f"the load generator fell behind real time (frame lateness p99 {lateness:.1f} ms > "
-            f"{config.max_lateness_p99_ms:g} ms): add workers or callers per worker down; "
-            "latencies from this run are not trustworthy"
-        )
-    lag = (harness.get("receive_lag_ms") or {}).get("p99")
-    if lag is not None and lag > config.max_receive_lag_p99_ms:
-        reasons.append(
-            f"the load generator read the agent late (receive lag p99 {lag:.1f} ms > "
-            f"{config.max_receive_lag_p99_ms:g} ms): TTFB and barge-in include that delay; add "
-            "workers or callers per worker down"
-        )
+    for key, limit, what, effect in (
+        ("frame_lateness_ms", config.max_lateness_p99_ms, "fell behind real time (frame lateness",
+         "latencies from this run are not trustworthy"),
+        ("receive_lag_ms", config.max_receive_lag_p99_ms, "read the agent late (receive lag",
+         "TTFB and barge-in include that delay"),
+    ):  # fmt: skip
+        p99 = (harness.get(key) or {}).get("p99")
+        if p99 is not None and p99 > limit:
+            reasons.append(
+                f"the load generator {what} p99 {p99:.1f} ms > {limit:g} ms): {effect}; add "
+                "workers or lower callers per worker"
+            )
     cpu = harness.get("worker_cpu_max")
     if cpu is not None and cpu > config.max_worker_cpu_percent:
         reasons.append(

@@ -53,7 +53,7 @@ def test_receive_lag_is_a_harness_limit() -> None:
     result = evaluate(summary(lag99=35.0))
     assert list(result.reasons) == [
         "the load generator read the agent late (receive lag p99 35.0 ms > 20 ms): TTFB and "
-        "barge-in include that delay; add workers or callers per worker down"
+        "barge-in include that delay; add workers or lower callers per worker"
     ]
     relaxed = parse_slo("harness: {max_receive_lag_p99_ms: 50}\n", source="slo.yaml")
     assert relaxed.max_receive_lag_p99_ms == 50 and relaxed.max_lateness_p99_ms == 20
