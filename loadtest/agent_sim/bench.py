@@ -41,31 +41,15 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
-import numpy as np
-
 from loadtest.audio.pcm import comfort_noise_frames
 from loadtest.protocols import acs
+from loadtest.protocols.wsframes import OP_PONG, OP_TEXT, encode_frame
 
 __all__ = ["main"]
 
 _FRAME_S = 0.020
 _PHASES = 10
 _BUCKET = re.compile(r'^voice_loadtest_agent_frame_lateness_seconds_bucket\{le="([^"]+)"\} (\S+)$')
-
-
-def _masked_frame(payload: bytes, mask: bytes, *, opcode: int = 0x1) -> bytes:
-    """A client→server WebSocket frame (FIN, masked), built once and reused."""
-    size = len(payload)
-    first = 0x80 | opcode
-    if size < 126:
-        header = bytes([first, 0x80 | size])
-    elif size < 65536:
-        header = bytes([first, 0x80 | 126]) + size.to_bytes(2, "big")
-    else:
-        header = bytes([first, 0x80 | 127]) + size.to_bytes(8, "big")
-    key = np.frombuffer((mask * (size // 4 + 1))[:size], dtype=np.uint8)
-    body = np.bitwise_xor(np.frombuffer(payload, dtype=np.uint8), key).tobytes()
-    return header + mask + body
 
 
 class _Caller(asyncio.Protocol):
@@ -128,7 +112,7 @@ class _Caller(asyncio.Protocol):
                 self.text_frames += 1
             elif opcode == 0x9 and self.transport is not None:  # ping → pong, same payload
                 payload = bytes(buf[offset + header : offset + header + size])
-                self.transport.write(_masked_frame(payload, self.mask, opcode=0xA))
+                self.transport.write(encode_frame(payload, OP_PONG, self.mask))
             offset += header + size
         del buf[:offset]
 
@@ -186,7 +170,7 @@ async def _run(args: argparse.Namespace, port: int, metrics_port: int, pid: int)
     loop = asyncio.get_running_loop()
     mask = os.urandom(4)
     frames = _caller_frames(args.caller_audio, mask)
-    metadata = _masked_frame(acs.encode_metadata(16000).encode(), mask)
+    metadata = encode_frame(acs.encode_metadata(16000).encode(), OP_TEXT, mask)
     callers: list[_Caller] = []
 
     async def ticker() -> None:
@@ -275,7 +259,8 @@ def _caller_frames(kind: str, mask: bytes) -> list[bytes]:
     flagged = kind == "flagged"
     pcm = [bytes(640)] if flagged else comfort_noise_frames(16000, 20, count, seed=7)
     return [
-        _masked_frame(acs.encode_frame(f, silent=flagged).render_utf8(stamp), mask) for f in pcm
+        encode_frame(acs.encode_frame(f, silent=flagged).render_utf8(stamp), OP_TEXT, mask)
+        for f in pcm
     ]
 
 

@@ -148,7 +148,7 @@ class Playback:
     def next_deadline_ns(self) -> int:
         """Next frame, pending StopAudio, or the end of playback, whichever comes first."""
         if self.next < self.turn.frames_planned:
-            due = self.start_ns + (self.next // self.chunk_frames) * self.chunk_ns  # due(next)
+            due = self.due(self.next)
             return due if self.stop_due_ns is None else min(due, self.stop_due_ns)
         return self.end_ns if self.stop_due_ns is None else self.stop_due_ns
 
