@@ -335,6 +335,11 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
     return factory
 
 
+def _os_reason(exc: OSError) -> str:
+    """The plain reason ("Address already in use"): uvloop's ``strerror`` repeats the address."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 async def serve(
     settings: AgentSettings,
     reply_audio: ReplyAudio,
@@ -344,7 +349,12 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM or SIGINT, then close calls with 1001."""
     server = AgentServer(settings, reply_audio, stats=stats, ground_truth=ground_truth)
-    port = await server.start()
+    try:
+        port = await server.start()
+    except OSError as exc:  # e.g. the port is taken: one line, not a traceback
+        raise ConfigError(
+            f"--host {settings.host} --port {settings.port}: cannot listen ({_os_reason(exc)})"
+        ) from exc
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -412,6 +422,7 @@ def _serve_process(
             writer.close()
         if httpd is not None:
             httpd.shutdown()
+            httpd.server_close()
     log.info(
         "stopped",
         extra={"fields": {"connections": stats.connections_total, "turns": stats.turns_total}},

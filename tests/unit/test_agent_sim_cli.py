@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 import pytest
 
@@ -52,6 +53,17 @@ def test_bad_value_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None
     err = capsys.readouterr().err.strip()
     assert err.startswith("voice-loadtest agent: error: --latency-ms 300 ms is below")
     assert "\n" not in err
+
+
+def test_port_in_use_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port), "--metrics-port", "0", "--response-audio", "tone"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"voice-loadtest agent: error: --host 127.0.0.1 --port {port}: cannot")
+    assert "in use" in err
 
 
 def test_protocol_flags() -> None:
