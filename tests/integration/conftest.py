@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.procutil import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # --- Azurite (Azure Blob Storage emulator) -------------------------------------------------
@@ -51,12 +53,6 @@ class Azurite:
                 self.process.wait(timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _azurite_binary() -> str:
     binary = shutil.which("azurite-blob")
     if binary is None:
@@ -69,7 +65,7 @@ def _azurite_binary() -> str:
 
 def start_azurite(location: Path, *, timeout_s: float = 30.0) -> Azurite:
     """Start ``azurite-blob`` on a free port and wait until it accepts connections."""
-    port = _free_port()
+    port = free_port()
     location.mkdir(parents=True, exist_ok=True)
     log = (location / "azurite.log").open("wb")
     process = subprocess.Popen(

@@ -15,7 +15,6 @@ import importlib.metadata
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -30,21 +29,16 @@ from packaging.requirements import Requirement
 from loadtest.alt.config import ExportRequest
 from loadtest.alt.export import export_test
 from loadtest.alt.limits import AltLimits
+from loadtest.procutil import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KNOBS = ("--barge-in-rate", "0.5", "--greeting", "off", "--seed", "11")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def agent_url() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     agent = subprocess.Popen(
         [sys.executable, "-m", "loadtest", "agent", "--host", "127.0.0.1", "--port", str(port),
          "--latency-ms", "600", "--barge-latency-ms", "200", "--log-level", "warning"],

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadtest.procutil import free_port
 from loadtest.runtime.runner import LOCUSTFILE
 from tests.integration.realtime_client import AgentProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _scrape(port: int) -> dict[str, float]:
@@ -42,7 +36,7 @@ def _scrape(port: int) -> dict[str, float]:
 def test_late_worker_gets_callers_and_counts_merge_exactly(
     tmp_path: Path, espeak_cache_dir: Path
 ) -> None:
-    master_port, late_metrics = _free_port(), _free_port()
+    master_port, late_metrics = free_port(), free_port()
     summary = tmp_path / "summary.json"
     # Known limitation (see the closing note): when rebalancing moves callers away from the
     # first worker, its event loop stalls for ~0.2-0.35 s, which alone can push frame lateness

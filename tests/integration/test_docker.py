@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from loadtest.procutil import free_port
 from tests.integration import docker_helpers as dh
 from tests.integration.conftest import start_azurite
 
@@ -69,12 +69,6 @@ def project(image: str) -> Iterator[Project]:
     yield make
     for stack in made:
         stack.down()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # The plumbing is under test, not the harness's capacity: other tests may share the 2 cores,
@@ -230,7 +224,7 @@ def _start_prometheus(config: Path, data: Path) -> tuple[subprocess.Popen[bytes]
         dh.run(["bash", str(dh.REPO_ROOT / "scripts/deps/prometheus.sh")], timeout=600)
         binary = shutil.which("prometheus")
     assert binary is not None, "prometheus not installed"
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     log = (data.parent / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
@@ -451,7 +445,7 @@ def test_audio_cache_in_azurite_is_pulled_at_start_up_and_verified(
 ) -> None:
     """(e) A worker-side container with an empty PCM_DIR and Blob settings pulls the cache,
     verifies it, then runs calls with it; the secret is not in its logs."""
-    agent_port = _free_port()
+    agent_port = free_port()
     agent = dh.run(["docker", "run", "--detach", "--network", "host",
                     "--env", f"AGENT_PORT={agent_port}", "--env", "AGENT_METRICS_PORT=0",
                     image, "agent", *FAST_AGENT.split()]).stdout.strip()  # fmt: skip

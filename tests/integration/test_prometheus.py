@@ -17,7 +17,6 @@ import json
 import math
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.metrics.alerts import alert_rules
 from loadtest.metrics.dashboards import AZURE_MONITOR_EXPRS, build_dashboards
+from loadtest.procutil import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,12 +43,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES = REPO_ROOT / "docker" / "prometheus" / "alerts.yml"
 RULES_TEST = Path(__file__).parent / "prometheus" / "alerts_test.yml"
 GRAFANA_VARIABLES = {"$target": ".*", "$scenario": ".*", "$__rate_interval": "1m"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tool(name: str) -> str:
@@ -65,7 +59,7 @@ class PrometheusServer:
     """``prometheus`` on 127.0.0.1:``port`` scraping the master every second."""
 
     def __init__(self, workdir: Path, metrics_port: int) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         config = {
             "global": {
                 "scrape_interval": "1s",
@@ -192,7 +186,7 @@ def observed(
     tmp_path_factory: pytest.TempPathFactory, espeak_cache_dir: Path
 ) -> Iterator[ObservedRun]:
     workdir = tmp_path_factory.mktemp("prometheus-run")
-    metrics_port = _free_port()
+    metrics_port = free_port()
     prometheus = PrometheusServer(workdir, metrics_port)
     poller = Poller(metrics_port)
     thread = threading.Thread(target=poller.run, daemon=True)
