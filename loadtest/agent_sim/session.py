@@ -116,6 +116,7 @@ class AgentSession:
         self._stats = stats
         self._segmenter_factory = segmenter_factory
         self._codec: AgentCodec = codec if codec is not None else AcsCodec(policy.casing)
+        self._audio_label = self._codec.labels[0]  # counted for every caller frame
         self.metadata: CallerMetadata | None = None
         self.stream_id: str | None = None
         self.bad_inputs: Counter[str] = Counter()
@@ -176,7 +177,7 @@ class AgentSession:
         parsed = self._codec.parse(message)
         stats = self._stats
         if isinstance(parsed, CallerAudio):
-            stats.inbound_messages[self._codec.labels[0]] += 1
+            stats.inbound_messages[self._audio_label] += 1
             stats.inbound_frames_total += 1
             if self._vad is None:
                 self.replanned = True
