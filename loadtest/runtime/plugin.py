@@ -13,6 +13,8 @@ Hooks used (Locust's documented events):
 * ``quitting`` — the master (or standalone process) builds the summary, writes the JSON,
   prints the table and sets the exit code to the SLO verdict.
 
+It also applies :mod:`.locust_fixes` (a worker must not stall on Locust's spawn messages).
+
 Measurements reach Locust's own stats, CSV and HTML through ``events.request`` with
 ``request_type="voice"`` (milliseconds only at this boundary).
 """
@@ -36,6 +38,7 @@ from loadtest.metrics.slo import parse_slo
 from loadtest.metrics.summary import format_table
 from loadtest.runtime.exporter import DEFAULT_METRICS_PORT
 from loadtest.runtime.harness import VoiceFailure, harness_of, option_dest
+from loadtest.runtime.locust_fixes import memoize_default_args
 from loadtest.settings import SETTINGS
 
 __all__ = ["VoiceFailure", "register"]
@@ -51,6 +54,7 @@ def _fatal(message: str) -> None:
 
 def register(events: Any) -> None:
     """Attach the harness to Locust's ``events`` (call once, from the locustfile)."""
+    memoize_default_args()
 
     def _add_options(parser: Any) -> None:
         # Locust's own add_argument (not a group's) understands is_secret/include_in_web_ui.

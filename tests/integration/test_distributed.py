@@ -38,12 +38,11 @@ def test_late_worker_gets_callers_and_counts_merge_exactly(
 ) -> None:
     master_port, late_metrics = free_port(), free_port()
     summary = tmp_path / "summary.json"
-    # Known limitation (see the closing note): when rebalancing moves callers away from the
-    # first worker, its event loop stalls for ~0.2-0.35 s, which alone can push frame lateness
-    # p99 (and receive lag p99) over the default 20 ms and make the gate call the run invalid.
-    # This test is about rebalancing and exact merging, so it widens only those harness limits.
+    # The harness limits at their defaults, said out loud: rebalancing callers onto the late
+    # worker must not spoil the first worker's timing (it used to stall 0.1-0.35 s on the
+    # spawn message, see loadtest/runtime/locust_fixes.py), or the gate calls the run invalid.
     slo = tmp_path / "slo.yaml"
-    slo.write_text("harness: {max_lateness_p99_ms: 500, max_receive_lag_p99_ms: 500}\n")
+    slo.write_text("harness: {max_lateness_p99_ms: 20, max_receive_lag_p99_ms: 20}\n")
     with AgentProcess("--latency-ms", "500", "--barge-latency-ms", "150") as agent:
         env = {**os.environ, "PCM_DIR": str(espeak_cache_dir), "GREETING": "off",
                "BARGE_IN_RATE": "0.5", "SEED": "5"}  # fmt: skip
