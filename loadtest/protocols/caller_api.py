@@ -2,7 +2,8 @@
 
 A :class:`CallerProtocol` pre-encodes a whole utterance once (per process) into
 :class:`CallerFrame` values; per send, the edge only calls ``render`` with the frame's
-sequence number, its media time and its due instant (some protocols stamp each message).
+sequence number, its media time, its due instant (some protocols stamp each message) and the
+call's stream id (some name the stream in every message).
 It also says what to send when the call opens and closes, and classifies what the agent sends.
 Pick one with :func:`loadtest.protocols.caller_protocol` (``WS_PROTOCOL``).
 """
@@ -20,10 +21,11 @@ __all__ = ["CallContext", "CallerFrame", "CallerProtocol"]
 class CallerFrame(Protocol):
     """One pre-encoded caller frame."""
 
-    def render(self, seq: int, media_ms: int, epoch_ns: int) -> WireMessage:
+    def render(self, seq: int, media_ms: int, epoch_ns: int, stream: str) -> WireMessage:
         """The message for this frame. ``seq`` counts media frames from 1 in the call,
         ``media_ms`` is the frame's media time since the stream began, ``epoch_ns`` its due
-        instant on the wall clock (Unix ns)."""
+        instant on the wall clock (Unix ns), ``stream`` the call's
+        :meth:`CallerProtocol.stream_id`."""
         ...
 
 
@@ -53,6 +55,11 @@ class CallerProtocol(Protocol):
     ) -> Sequence[CallerFrame]:
         """Pre-encode PCM16 silence/comfort-noise frames (``flagged``: mark them silent where
         the protocol can)."""
+        ...
+
+    def stream_id(self, call: CallContext) -> str:
+        """The id this call's messages name their stream by (Twilio ``streamSid``; ``""``
+        where the protocol has none); fixed for the call, passed to every ``render``."""
         ...
 
     def open_messages(self, call: CallContext) -> list[WireMessage]:

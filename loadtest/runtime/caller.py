@@ -81,13 +81,19 @@ class _Stream:
 
     __slots__ = (
         "closed", "conversation", "count", "done", "driver", "epoch_offset_ns", "error",
-        "first_due", "frames", "last_sent", "lateness", "start_ns", "tail", "transport",
+        "first_due", "frames", "last_sent", "lateness", "start_ns", "stream_id", "tail",
+        "transport",
     )  # fmt: skip
 
     def __init__(
-        self, driver: CallDriver, transport: WebSocketTransport, conversation: Conversation
+        self,
+        driver: CallDriver,
+        transport: WebSocketTransport,
+        conversation: Conversation,
+        stream_id: str,
     ) -> None:
         self.driver = driver
+        self.stream_id = stream_id  # the protocol's name for this call's stream, if any
         self.transport = transport
         self.conversation = conversation
         self.frames = driver.library.frames
@@ -110,7 +116,7 @@ class _Stream:
         if self.done.is_set():
             return None
         if not conversation.done:
-            frames, tail, transport = self.frames, self.tail, self.transport
+            frames, tail, transport, stream = self.frames, self.tail, self.transport, self.stream_id
             for frame in conversation.frames_due(time.monotonic_ns()):
                 if frame.kind is FrameKind.UTTERANCE:
                     encoded = frames[frame.audio_key][frame.index]  # type: ignore[index]
@@ -118,7 +124,9 @@ class _Stream:
                     encoded = tail[frame.index % len(tail)]
                 self.count += 1
                 media_ms = (frame.due_ns - self.start_ns) // 1_000_000
-                message = encoded.render(self.count, media_ms, frame.due_ns + self.epoch_offset_ns)
+                message = encoded.render(
+                    self.count, media_ms, frame.due_ns + self.epoch_offset_ns, stream
+                )
                 try:
                     transport.send_nowait(message)
                 except Closed as exc:
@@ -248,7 +256,7 @@ class CallDriver:
             for message in protocol.open_messages(call):
                 transport.send(message)
             conversation.start(time.monotonic_ns(), connect_started_ns=connect_started)
-            stream = _Stream(self, transport, conversation)
+            stream = _Stream(self, transport, conversation, protocol.stream_id(call))
             transport.start_receiving(on_messages, on_closed, stream.fail)
             scheduler.run(stream)
             if stream.closed is not None:

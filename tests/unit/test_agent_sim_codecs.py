@@ -23,7 +23,6 @@ from loadtest.protocols.base import CallerAudio, InboundKind
 from tests.unit.test_agent_sim_session import Driver
 
 MS = 1_000_000
-STREAM = "MZ" + "ab" * 16
 POLICY = ReplyPolicy(response_ms=1000)
 
 
@@ -33,12 +32,13 @@ class Call:
     frame_ms = 20
 
 
-TWILIO = twilio.TwilioCaller(stream_sid=STREAM)
+TWILIO = twilio.TwilioCaller()
+STREAM = TWILIO.stream_id(Call())
 CONNECTED, START = TWILIO.open_messages(Call())
 _TONE_8K = split_frames(tone_pcm(8000, 2000), 8000, 20)[10]
-TW_SPEECH = twilio.encode_media(mulaw_encode(_TONE_8K), STREAM).render(1, 0, 0)
-TW_SILENCE = twilio.encode_media(mulaw_encode(comfort_noise_frames(8000, 20, 1)[0]), STREAM).render(
-    1, 0, 0
+TW_SPEECH = twilio.encode_media(mulaw_encode(_TONE_8K)).render(1, 0, 0, STREAM)
+TW_SILENCE = twilio.encode_media(mulaw_encode(comfort_noise_frames(8000, 20, 1)[0])).render(
+    1, 0, 0, STREAM
 )
 RAW_SPEECH = split_frames(tone_pcm(16000, 2000), 16000, 20)[10]
 RAW_SILENCE = comfort_noise_frames(16000, 20, 1)[0]

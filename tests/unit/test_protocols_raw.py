@@ -34,7 +34,7 @@ def test_frames_are_the_pcm_itself() -> None:
     caller = raw.RawCaller()
     assert caller.name == "raw" and caller.agent_sample_rate(24000) == 16000
     frames = caller.encode_clip(PCM * 3 + PCM[:100], 16000, 20)
-    assert [f.render(k + 1, 20 * k, 0) for k, f in enumerate(frames)] == [
+    assert [f.render(k + 1, 20 * k, 0, "") for k, f in enumerate(frames)] == [
         PCM,
         PCM,
         PCM,
@@ -56,7 +56,7 @@ def test_clip_resampled_once_to_the_wire_rate() -> None:
 def test_silence_frames() -> None:
     caller = raw.RawCaller(sample_rate=24000)
     (zeros,) = caller.encode_silence([bytes(640)], 16000, flagged=True)
-    assert zeros.render(1, 0, 0) == bytes(960)  # exact zeros, not resampler dither
+    assert zeros.render(1, 0, 0, "") == bytes(960)  # exact zeros, not resampler dither
     noise = caller.encode_silence(comfort_noise_frames(16000, 20, 50), 16000, flagged=False)
     assert len(noise) == 50 and all(len(f.pcm) == 960 for f in noise)
 

@@ -26,6 +26,7 @@ from loadtest.settings import parse_settings
 
 STREAM = "MZ" + "18ad3ab5a668481ce02b83e7395059f0"
 CALL = "CA" + "4f3e2d1c0b0a99887766554433221100"
+CALL_STREAM = "MZ" + "4f3e2d1c0b0a99887766554433221100"  # Call()'s stream: its id's digits
 ACCOUNT = "AC" + "0" * 32
 ULAW = bytes(range(96, 256))  # 160 bytes: 20 ms at 8 kHz
 B64 = base64.b64encode(ULAW).decode()
@@ -72,7 +73,7 @@ def test_start_golden() -> None:
 
 @pytest.mark.parametrize(("seq", "media_ms"), [(1, 0), (2, 20), (150, 2980)])
 def test_pre_encoded_media_golden(seq: int, media_ms: int) -> None:
-    frame = twilio.encode_media(ULAW, STREAM)
+    frame = twilio.encode_media(ULAW)
     expected = compact(
         {
             "event": "media",
@@ -86,7 +87,7 @@ def test_pre_encoded_media_golden(seq: int, media_ms: int) -> None:
             "streamSid": STREAM,
         }
     )
-    assert frame.render(seq, media_ms, 1_731_698_172_925_000_000) == expected
+    assert frame.render(seq, media_ms, 1_731_698_172_925_000_000, STREAM) == expected
 
 
 def test_stop_dtmf_and_mark_golden() -> None:
@@ -119,26 +120,42 @@ def test_sids() -> None:
 
 
 def test_caller_opens_streams_and_closes() -> None:
-    caller = twilio.TwilioCaller(stream_sid=STREAM, custom_parameters={"tenant": "acme"})
+    caller = twilio.TwilioCaller(custom_parameters={"tenant": "acme"})
     assert caller.name == "twilio" and caller.agent_sample_rate(16000) == 8000
+    assert caller.stream_id(Call()) == CALL_STREAM
     assert caller.open_messages(Call()) == [
         twilio.encode_connected(),
-        twilio.encode_start(STREAM, CALL, ACCOUNT, {"tenant": "acme"}),
+        twilio.encode_start(CALL_STREAM, CALL, ACCOUNT, {"tenant": "acme"}),
     ]
     # 40 media events: sequence numbers 2..41, so stop is 42
-    assert caller.close_messages(Call(), 40) == [twilio.encode_stop(42, STREAM, CALL, ACCOUNT)]
-    random_sid = twilio.TwilioCaller().stream_sid
-    assert random_sid.startswith("MZ") and len(random_sid) == 34
+    assert caller.close_messages(Call(), 40) == [twilio.encode_stop(42, CALL_STREAM, CALL, ACCOUNT)]
+
+
+def test_every_call_streams_under_its_own_stream_sid() -> None:
+    """Twilio gives each stream a unique SID; the harness must too, or an agent that keys
+    state by ``streamSid`` mixes up concurrent calls. Frames are shared between calls and take
+    the call's SID when rendered."""
+    caller = twilio.TwilioCaller()
+    frame = caller.encode_clip(bytes(320), 8000, 20)[0]
+    calls = [Call(call_id=f"call-{n}") for n in range(3)]
+    sids = [caller.stream_id(call) for call in calls]
+    assert len(set(sids)) == 3 and all(s.startswith("MZ") and len(s) == 34 for s in sids)
+    for call, sid in zip(calls, sids, strict=True):
+        start = json.loads(caller.open_messages(call)[1])
+        media = json.loads(frame.render(1, 0, 0, caller.stream_id(call)))
+        stop = json.loads(caller.close_messages(call, 1)[0])
+        assert start["streamSid"] == start["start"]["streamSid"] == sid
+        assert media["streamSid"] == stop["streamSid"] == sid
 
 
 def test_clip_is_converted_once_to_mulaw_8k() -> None:
-    caller = twilio.TwilioCaller(stream_sid=STREAM)
+    caller = twilio.TwilioCaller()
     t = np.arange(16000 * 110 // 1000) / 16000  # 110 ms at 16 kHz: 6 frames, the last padded
     pcm16k = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
     frames = caller.encode_clip(pcm16k, 16000, 20)
     assert len(frames) == 6  # as many as the 16 kHz clip has, so the manifest's frames line up
     payloads = [
-        base64.b64decode(json.loads(f.render(k + 1, 20 * k, 0))["media"]["payload"])
+        base64.b64decode(json.loads(f.render(k + 1, 20 * k, 0, STREAM))["media"]["payload"])
         for k, f in enumerate(frames)
     ]
     assert all(len(p) == 160 for p in payloads)
@@ -146,17 +163,17 @@ def test_clip_is_converted_once_to_mulaw_8k() -> None:
     assert b"".join(payloads) == expected
     ten_ms = caller.encode_clip(pcm16k, 16000, 10)
     assert len(ten_ms) == 11
-    assert len(json.loads(ten_ms[0].render(1, 0, 0))["media"]["payload"]) == 108  # 80 bytes
+    assert len(json.loads(ten_ms[0].render(1, 0, 0, STREAM))["media"]["payload"]) == 108
 
 
 def test_silence_frames() -> None:
-    caller = twilio.TwilioCaller(stream_sid=STREAM)
+    caller = twilio.TwilioCaller()
     zeros = caller.encode_silence([bytes(640)], 16000, flagged=True)  # no silent flag in Twilio
-    (message,) = [json.loads(f.render(1, 0, 0)) for f in zeros]
+    (message,) = [json.loads(f.render(1, 0, 0, STREAM)) for f in zeros]
     assert base64.b64decode(message["media"]["payload"]) == b"\xff" * 160  # exact µ-law zero
     noise = caller.encode_silence(comfort_noise_frames(16000, 20, 50), 16000, flagged=False)
     assert len(noise) == 50
-    payload = base64.b64decode(json.loads(noise[7].render(8, 140, 0))["media"]["payload"])
+    payload = base64.b64decode(json.loads(noise[7].render(8, 140, 0, STREAM))["media"]["payload"])
     assert len(payload) == 160 and payload != b"\xff" * 160
 
 
@@ -231,12 +248,12 @@ def test_classify_malformed(message: str | bytes, reason: str) -> None:
 
 
 def test_parse_connected_start_media_dtmf_mark_stop() -> None:
-    caller = twilio.TwilioCaller(stream_sid=STREAM, custom_parameters={"tenant": "acme"})
+    caller = twilio.TwilioCaller(custom_parameters={"tenant": "acme"})
     connected, start = caller.open_messages(Call())
     assert twilio.parse_caller(connected) == CallerOther("connected")
     parsed = twilio.parse_caller(start)
     assert parsed == twilio.TwilioStart(
-        stream_sid=STREAM,
+        stream_sid=CALL_STREAM,
         call_sid=CALL,
         account_sid=ACCOUNT,
         tracks=("inbound",),
@@ -244,7 +261,7 @@ def test_parse_connected_start_media_dtmf_mark_stop() -> None:
     )
     assert isinstance(parsed, twilio.TwilioStart)
     assert parsed.metadata == CallerMetadata(8000, 1, 20, "audio/x-mulaw")
-    media = twilio.encode_media(ULAW, STREAM).render(3, 40, 0)
+    media = twilio.encode_media(ULAW).render(3, 40, 0, CALL_STREAM)
     assert twilio.parse_caller(media) == CallerAudio(
         pcm=mulaw_decode(ULAW), timestamp="40", participant="inbound"
     )

@@ -199,7 +199,7 @@ def _classify_audio(obj: dict[str, Any]) -> Inbound:
 class _AcsFrame:
     frame: PreEncodedFrame
 
-    def render(self, seq: int, media_ms: int, epoch_ns: int) -> str:
+    def render(self, seq: int, media_ms: int, epoch_ns: int, stream: str) -> str:
         return self.frame.render(iso_timestamp(epoch_ns))
 
 
@@ -218,6 +218,9 @@ class AcsCaller:
         self, frames: Sequence[bytes], sample_rate: int, *, flagged: bool
     ) -> list[_AcsFrame]:
         return [_AcsFrame(encode_frame(f, silent=flagged)) for f in frames]
+
+    def stream_id(self, call: CallContext) -> str:
+        return ""  # ACS frames do not name their call
 
     def open_messages(self, call: CallContext) -> list[WireMessage]:
         return [encode_metadata(call.sample_rate, 1, call.frame_ms)]

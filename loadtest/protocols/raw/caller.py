@@ -145,7 +145,7 @@ class RawFrame:
 
     pcm: bytes
 
-    def render(self, seq: int, media_ms: int, epoch_ns: int) -> bytes:
+    def render(self, seq: int, media_ms: int, epoch_ns: int, stream: str) -> bytes:
         return self.pcm
 
 
@@ -186,6 +186,9 @@ class RawCaller:
             b"".join(frames), sample_rate, self.sample_rate, frame_ms, len(frames)
         )
         return [RawFrame(f) for f in converted]
+
+    def stream_id(self, call: CallContext) -> str:
+        return ""  # a raw stream has no messages but audio
 
     def open_messages(self, call: CallContext) -> list[WireMessage]:
         return []

@@ -1,8 +1,9 @@
 """Twilio Media Streams, caller side (sans-I/O): the load generator plays Twilio.
 
 A call opens with :func:`encode_connected` and :func:`encode_start`, streams ``media`` events
-pre-encoded once per process by :func:`encode_media` (only ``sequenceNumber``, ``chunk`` and
-``timestamp`` are filled in per send) and ends with :func:`encode_stop`. :func:`classify`
+pre-encoded once per process by :func:`encode_media` (only ``sequenceNumber``, ``chunk``,
+``timestamp`` and the call's ``streamSid`` are filled in per send) and ends with
+:func:`encode_stop`. :func:`classify`
 turns each agent message into an :class:`~loadtest.protocols.base.Inbound` without decoding
 audio. Audio is G.711 µ-law at 8 kHz: :class:`TwilioCaller` converts the PCM16 cache once,
 at load time.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -127,27 +127,28 @@ def encode_mark(name: str, sequence_number: int, stream_sid: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PreEncodedMedia:
-    """A ``media`` event encoded once, minus its counters.
+    """A ``media`` event encoded once, minus its counters and its stream.
 
-    ``tail`` holds the base64 payload and the stream SID; :meth:`render` only formats the
-    sequence number, chunk and timestamp in front of it.
+    ``tail`` holds the base64 payload; :meth:`render` formats the sequence number, chunk and
+    timestamp in front of it and the call's stream SID after it.
     """
 
     tail: str
 
-    def render(self, seq: int, media_ms: int, epoch_ns: int) -> str:
-        """The event for media frame ``seq`` (from 1) at ``media_ms`` since the stream began
-        (``epoch_ns`` is unused: Twilio stamps media time, not wall time)."""
+    def render(self, seq: int, media_ms: int, epoch_ns: int, stream: str) -> str:
+        """The event for media frame ``seq`` (from 1) at ``media_ms`` since the stream began,
+        of the stream ``stream`` (a :func:`~._common.sid`: no character needs escaping);
+        ``epoch_ns`` is unused: Twilio stamps media time, not wall time."""
         return (
             f'{{"event":"media","sequenceNumber":"{seq + 1}","media":{{"track":"inbound",'
-            f'"chunk":"{seq}","timestamp":"{media_ms}{self.tail}'
+            f'"chunk":"{seq}","timestamp":"{media_ms}{self.tail}"{stream}"}}'
         )
 
 
-def encode_media(ulaw: bytes, stream_sid: str) -> PreEncodedMedia:
+def encode_media(ulaw: bytes) -> PreEncodedMedia:
     """Pre-encode one frame of µ-law bytes (see :class:`PreEncodedMedia`)."""
     payload = base64.b64encode(ulaw).decode("ascii")
-    return PreEncodedMedia(tail=f'","payload":"{payload}"}},"streamSid":{json.dumps(stream_sid)}}}')
+    return PreEncodedMedia(tail=f'","payload":"{payload}"}},"streamSid":')
 
 
 def to_mulaw_frames(pcm: bytes, sample_rate: int, frame_ms: int, count: int) -> list[bytes]:
@@ -233,10 +234,10 @@ def _classify_media(obj: dict[str, Any]) -> Inbound:
 class TwilioCaller:
     """Twilio Media Streams as a :class:`~loadtest.protocols.caller_api.CallerProtocol`.
 
-    ``callSid`` is derived from each call's id. ``streamSid`` is one per caller process
-    (``stream_sid``, default a random one): media frames are pre-encoded once per process
-    and rendered without the call, so they cannot carry a per-call SID; ``start``, ``media``
-    and ``stop`` always agree.
+    ``callSid`` and ``streamSid`` are derived from each call's id (``CA…`` and ``MZ…`` with the
+    same digits), so every stream has its own SID, as with Twilio; ``start``, ``media`` and
+    ``stop`` of a call always agree. Media frames are pre-encoded once per process and take
+    the SID when rendered.
     """
 
     name = "twilio"
@@ -244,11 +245,9 @@ class TwilioCaller:
     def __init__(
         self,
         *,
-        stream_sid: str | None = None,
         account_sid: str = DEFAULT_ACCOUNT_SID,
         custom_parameters: Mapping[str, str] | None = None,
     ) -> None:
-        self.stream_sid = stream_sid or sid("MZ", uuid.uuid4().hex)
         self.account_sid = account_sid
         self.custom_parameters = dict(custom_parameters or {})
 
@@ -259,11 +258,15 @@ class TwilioCaller:
         """The ``callSid`` this call announces (``CA`` + the call id's hex digits)."""
         return sid("CA", call.call_id)
 
+    def stream_id(self, call: CallContext) -> str:
+        """The ``streamSid`` of this call (``MZ`` + the call id's hex digits)."""
+        return sid("MZ", call.call_id)
+
     def encode_clip(self, pcm: bytes, sample_rate: int, frame_ms: int) -> list[PreEncodedMedia]:
         size = frame_size(sample_rate, frame_ms)
         count = -(-len(pcm) // size)  # as many frames as the cache-rate clip has
         frames = to_mulaw_frames(pcm, sample_rate, frame_ms, count)
-        return [encode_media(f, self.stream_sid) for f in frames]
+        return [encode_media(f) for f in frames]
 
     def encode_silence(
         self, frames: Sequence[bytes], sample_rate: int, *, flagged: bool
@@ -272,18 +275,20 @@ class TwilioCaller:
         ulaw = to_mulaw_frames(
             b"".join(frames), sample_rate, _frame_ms(frames, sample_rate), len(frames)
         )
-        return [encode_media(f, self.stream_sid) for f in ulaw]
+        return [encode_media(f) for f in ulaw]
 
     def open_messages(self, call: CallContext) -> list[WireMessage]:
         start = encode_start(
-            self.stream_sid, self.call_sid(call), self.account_sid, self.custom_parameters
+            self.stream_id(call), self.call_sid(call), self.account_sid, self.custom_parameters
         )
         return [encode_connected(), start]
 
     def close_messages(self, call: CallContext, frames_sent: int) -> list[WireMessage]:
         # start was "1", media "2".."frames_sent + 1"
         return [
-            encode_stop(frames_sent + 2, self.stream_sid, self.call_sid(call), self.account_sid)
+            encode_stop(
+                frames_sent + 2, self.stream_id(call), self.call_sid(call), self.account_sid
+            )
         ]
 
     def classify(
