@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from loadtest.errors import ConfigError
 
-__all__ = ["SETTINGS", "CallerSettings", "Knob", "parse_settings"]
+__all__ = ["SETTINGS", "CallerSettings", "Knob", "parse_number", "parse_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,12 @@ def _float(
         return value
 
     return parse
+
+
+def parse_number(env: str, raw: str, lo: float, hi: float) -> float:
+    """A number from ``lo`` to ``hi`` for a setting outside :data:`SETTINGS` (the master's
+    ``METRICS_LINGER``); the same one-line :class:`ConfigError` as the knobs."""
+    return _float(lo, hi)(env, raw)
 
 
 def _choice(*allowed: str) -> Callable[[str, str], str]:

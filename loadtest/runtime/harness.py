@@ -65,6 +65,7 @@ class Harness:
         self._server: Any = None
         self.probe_failed: str | None = None
         self.verdict: str | None = None
+        self.linger_s = 0.0  # --metrics-linger: /metrics stays up this long after the run
         self.azure_config: AzureMonitorConfig | None = None
         self.azure_poller: AzureMonitorPoller | None = None
         self.rng = random.Random()
@@ -227,6 +228,11 @@ class Harness:
         payload = self.stats.take_delta()
         self.total.merge(payload)
         return payload
+
+    @property
+    def serving(self) -> bool:
+        """Whether this process serves ``/metrics``."""
+        return self._server is not None
 
     def serve(self, host: str, port: int) -> None:
         """``/metrics`` + ``/healthz``: the run on the master/standalone, the process's own

@@ -11,7 +11,9 @@ Hooks used (Locust's documented events):
 * ``report_to_master`` / ``worker_report`` — workers ship their histogram/counter deltas,
   the master merges them exactly;
 * ``quitting`` — the master (or standalone process) builds the summary, writes the JSON,
-  prints the table and sets the exit code to the SLO verdict.
+  prints the table and sets the exit code to the SLO verdict; with ``--metrics-linger S`` it
+  then keeps ``/metrics`` up S seconds, so Prometheus scrapes the final totals and verdict
+  (like k6's ``--linger``).
 
 It also applies :mod:`.locust_fixes` (a worker must not stall on Locust's spawn messages).
 
@@ -39,7 +41,7 @@ from loadtest.metrics.summary import format_table
 from loadtest.runtime.exporter import DEFAULT_METRICS_PORT
 from loadtest.runtime.harness import VoiceFailure, harness_of, option_dest
 from loadtest.runtime.locust_fixes import memoize_default_args
-from loadtest.settings import SETTINGS
+from loadtest.settings import SETTINGS, parse_number
 
 __all__ = ["VoiceFailure", "register"]
 
@@ -86,6 +88,14 @@ def register(events: Any) -> None:
             help="Prometheus /metrics port on the master/standalone (0: off)",
         )
         group.add_argument(
+            "--metrics-linger",
+            default="0",
+            env_var="METRICS_LINGER",
+            include_in_web_ui=False,
+            help="seconds /metrics stays up after the run with the final values and verdict "
+            "(master/standalone; set it above your Prometheus scrape interval)",
+        )
+        group.add_argument(
             "--metrics-host",
             default="0.0.0.0",
             env_var="METRICS_HOST",
@@ -105,6 +115,8 @@ def register(events: Any) -> None:
             slo_file = getattr(options, "slo_file", None)
             if slo_file and harness.role != "worker":
                 harness.slo = parse_slo(Path(slo_file).read_text(), source=slo_file)
+            linger = str(getattr(options, "metrics_linger", None) or "0")
+            harness.linger_s = parse_number("METRICS_LINGER", linger, 0, 3600)
         except (LoadtestError, OSError) as exc:
             _fatal(str(exc))
         options = environment.parsed_options
@@ -174,6 +186,9 @@ def register(events: Any) -> None:
             print(f"summary: {path}", flush=True)
         harness.verdict = summary["slo"]["verdict"]
         environment.process_exit_code = summary["slo"]["exit_code"]
+        if harness.linger_s and harness.serving:
+            print(f"metrics: final values served for {harness.linger_s:g} s more", flush=True)
+            gevent.sleep(harness.linger_s)
 
     events.init_command_line_parser.add_listener(_add_options)
     events.init.add_listener(_init)

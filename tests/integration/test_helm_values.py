@@ -137,6 +137,7 @@ def test_run_mode_is_a_job_per_revision_whose_result_is_the_verdict() -> None:
     env = env_of(ctr)
     assert env["LOCUST_HEADLESS"] == "true" and env["LOCUST_RUN_TIME"] == "90s"
     assert env["LOCUST_EXPECT_WORKERS"] == "2"
+    assert env["METRICS_LINGER"] == "35"  # Prometheus scrapes the final values and verdict
     reports = next(m for m in ctr["volumeMounts"] if m["mountPath"] == "/reports")
     assert reports["subPathExpr"] == "$(POD_NAME)"
     claim = third.get("PersistentVolumeClaim")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.errors import ConfigError
-from loadtest.settings import SETTINGS, parse_settings
+from loadtest.settings import SETTINGS, parse_number, parse_settings
 
 
 def test_defaults_are_valid() -> None:
@@ -63,3 +63,17 @@ def test_every_knob_has_a_cli_option_and_help() -> None:
     for knob in SETTINGS.values():
         assert knob.option.startswith("--") and knob.help
     assert SETTINGS["FIRST_BYTE_TIMEOUT_SEC"].option == "--first-byte-timeout-sec"
+
+
+@pytest.mark.parametrize(("raw", "value"), [("0", 0.0), ("2.5", 2.5), (" 30 ", 30.0)])
+def test_a_number_outside_the_knobs(raw: str, value: float) -> None:
+    assert parse_number("METRICS_LINGER", raw, 0, 3600) == value
+
+
+@pytest.mark.parametrize("raw", ["abc", "-1", "nan", "3601", ""])
+def test_a_bad_number_outside_the_knobs_names_it(raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_number("METRICS_LINGER", raw, 0, 3600)
+    assert str(info.value) == (
+        f"METRICS_LINGER={raw!r} is invalid: expected a number from 0 to 3600"
+    )

@@ -58,6 +58,8 @@ spec:
           value: {{ include "voice-loadtest.expectWorkers" . | quote }}
         - name: LOCUST_EXPECT_WORKERS_MAX_WAIT
           value: {{ .Values.load.expectWorkersMaxWaitSeconds | int | quote }}
+        - name: METRICS_LINGER
+          value: {{ .Values.metrics.lingerSeconds | toString | quote }}
         {{- end }}
         - name: LOCUST_USERS
           value: {{ .Values.load.users | int | quote }}
