@@ -93,7 +93,7 @@ def register(events: Any) -> None:
             env_var="METRICS_LINGER",
             include_in_web_ui=False,
             help="seconds /metrics stays up after the run with the final values and verdict "
-            "(master/standalone; set it above your Prometheus scrape interval)",
+            "(master/standalone; more than two of your Prometheus scrape intervals)",
         )
         group.add_argument(
             "--metrics-host",

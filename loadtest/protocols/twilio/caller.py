@@ -3,10 +3,9 @@
 A call opens with :func:`encode_connected` and :func:`encode_start`, streams ``media`` events
 pre-encoded once per process by :func:`encode_media` (only ``sequenceNumber``, ``chunk``,
 ``timestamp`` and the call's ``streamSid`` are filled in per send) and ends with
-:func:`encode_stop`. :func:`classify`
-turns each agent message into an :class:`~loadtest.protocols.base.Inbound` without decoding
-audio. Audio is G.711 µ-law at 8 kHz: :class:`TwilioCaller` converts the PCM16 cache once,
-at load time.
+:func:`encode_stop`. :func:`classify` turns each agent message into an
+:class:`~loadtest.protocols.base.Inbound` without decoding audio. Audio is G.711 µ-law at
+8 kHz: :class:`TwilioCaller` converts the PCM16 cache once, at load time.
 
 Sequence numbers follow Twilio: ``connected`` has none, ``start`` is ``"1"``, media event
 ``k`` (counted from 1) is ``"k+1"`` with ``chunk`` ``"k"``, and ``stop`` comes last.
