@@ -12,6 +12,8 @@ measurement records out.
   greeting/turn reports.
 * :mod:`~loadtest.conversation.handoff` — when the caller speaks again (turn-taking).
 * :mod:`~loadtest.conversation.playback` — the caller's playback-buffer model.
+* :mod:`~loadtest.conversation.marks` — :class:`MarkEchoes`, when to echo an agent's
+  playback marks (Twilio ``mark``).
 * :mod:`~loadtest.conversation.backoff` — reconnect delays.
 
 Per caller::

@@ -46,11 +46,15 @@ class Inbound:
         audio_bytes: PCM16 bytes of agent audio carried (AUDIO only), computed from the
             payload length without decoding it.
         detail: short text for MALFORMED (the reason) or TRANSCRIPT/END (the matched text).
+        mark: the name of a playback mark the agent placed in its audio stream (Twilio
+            ``mark``), which the caller echoes once it has heard the audio before it;
+            ``""`` for every other message.
     """
 
     kind: InboundKind
     audio_bytes: int = 0
     detail: str = ""
+    mark: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,9 @@ from loadtest.conversation import (
     build_plan,
     choose_scenario,
 )
+from loadtest.conversation.marks import MarkEchoes
 from loadtest.metrics.voice_stats import VoiceStats
+from loadtest.protocols.caller_api import CallStream
 from loadtest.runtime.library import AudioLibrary
 from loadtest.runtime.scheduler import FrameScheduler
 from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport, close_is_benign
@@ -80,8 +82,8 @@ class _Stream:
     """One call's sending side, served by the :class:`FrameScheduler`."""
 
     __slots__ = (
-        "closed", "conversation", "count", "done", "driver", "epoch_offset_ns", "error",
-        "first_due", "frames", "last_sent", "lateness", "start_ns", "stream_id", "tail",
+        "call_stream", "closed", "conversation", "count", "done", "driver", "epoch_offset_ns",
+        "error", "first_due", "frames", "last_sent", "lateness", "marks", "start_ns", "tail",
         "transport",
     )  # fmt: skip
 
@@ -90,10 +92,12 @@ class _Stream:
         driver: CallDriver,
         transport: WebSocketTransport,
         conversation: Conversation,
-        stream_id: str,
+        call_stream: CallStream,
+        marks: MarkEchoes | None,
     ) -> None:
         self.driver = driver
-        self.stream_id = stream_id  # the protocol's name for this call's stream, if any
+        self.call_stream = call_stream  # how the protocol names and numbers this stream
+        self.marks = marks  # the agent's playback marks waiting to be echoed, if any
         self.transport = transport
         self.conversation = conversation
         self.frames = driver.library.frames
@@ -116,7 +120,8 @@ class _Stream:
         if self.done.is_set():
             return None
         if not conversation.done:
-            frames, tail, transport, stream = self.frames, self.tail, self.transport, self.stream_id
+            frames, tail, transport = self.frames, self.tail, self.transport
+            stream = self.call_stream
             for frame in conversation.frames_due(time.monotonic_ns()):
                 if frame.kind is FrameKind.UTTERANCE:
                     encoded = frames[frame.audio_key][frame.index]  # type: ignore[index]
@@ -138,12 +143,28 @@ class _Stream:
                 self.lateness.record(conversation.sent(frame, sent) / 1e6)
                 if self.count == 1:
                     self.first_due = frame.due_ns
+            if self.marks is not None and self.closed is None:
+                self._echo_marks()
             if forward:
                 self.driver._forward(conversation, transport.call_id)
         deadline = conversation.next_deadline_ns()
         if deadline is None:
             self.done.set()
         return deadline
+
+    def _echo_marks(self) -> None:
+        """Echo the agent's marks whose audio the caller has heard by now (Twilio). Checked
+        at every frame tick, so an echo leaves at most one frame after its instant."""
+        assert self.marks is not None
+        protocol, stream = self.driver.library.protocol, self.call_stream
+        for name in self.marks.due(time.monotonic_ns()):
+            try:
+                self.transport.send_nowait(protocol.mark_echo(name, self.count, stream))
+            except Closed as exc:
+                self.closed = exc
+                self.conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
+                return
+            stream.echoes += 1
 
     def fail(self, exc: BaseException) -> None:
         self.error = exc
@@ -237,6 +258,10 @@ class CallDriver:
         received = 0
         tokens = (self.settings.response_tokens, self.settings.end_tokens)
         classify, receive = protocol.classify, conversation.receive
+        call_stream = CallStream(protocol.stream_id(call))
+        marks: MarkEchoes | None = None
+        if protocol.echoes_marks:
+            marks = MarkEchoes(self.config.agent_sample_rate, time.monotonic_ns())
 
         scheduler = _scheduler
         assert scheduler is not None
@@ -245,7 +270,10 @@ class CallDriver:
             nonlocal received
             received += len(messages)
             for message in messages:
-                receive(classify(message, *tokens), arrival_ns)
+                inbound = classify(message, *tokens)
+                receive(inbound, arrival_ns)
+                if marks is not None:
+                    marks.heard(inbound, arrival_ns)
             scheduler.serve_overdue()
 
         def on_closed(exc: Closed) -> None:
@@ -256,12 +284,12 @@ class CallDriver:
             for message in protocol.open_messages(call):
                 transport.send(message)
             conversation.start(time.monotonic_ns(), connect_started_ns=connect_started)
-            stream = _Stream(self, transport, conversation, protocol.stream_id(call))
+            stream = _Stream(self, transport, conversation, call_stream, marks)
             transport.start_receiving(on_messages, on_closed, stream.fail)
             scheduler.run(stream)
             if stream.closed is not None:
                 raise stream.closed
-            for message in protocol.close_messages(call, stream.count):
+            for message in protocol.close_messages(call, stream.count, call_stream):
                 transport.send(message)
         except Closed as exc:
             conversation.closed(time.monotonic_ns(), exc.code, exc.reason)

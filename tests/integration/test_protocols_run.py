@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.realtime_client import AgentProcess
 from tests.integration.test_run import _run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -78,3 +79,27 @@ def test_agent_follows_the_callers_protocol(tmp_path: Path, espeak_cache_8k: Pat
     assert summary is not None
     assert summary["metrics"]["ttfb_ms"]["count"] >= 4
     assert abs(summary["metrics"]["ttfb_ms"]["p50"] - 600) <= 15
+
+
+def test_the_caller_echoes_the_agents_marks(tmp_path: Path, espeak_cache_8k: Path) -> None:
+    """Like Twilio, the harness echoes each agent ``mark`` once the audio before it has
+    played. With ``--transcripts`` the agent simulator follows the first frame of every reply
+    with a mark; it counts the echoes it gets back as ``mark`` messages."""
+    with AgentProcess(
+        "--protocol", "twilio", "--latency-ms", "600", "--transcripts"
+    ) as agent:  # fmt: skip
+        done, summary = _run(
+            tmp_path / "reports", espeak_cache_8k, "--ws-url", agent.url,
+            "--ws-protocol", "twilio", "--users", "3", "--spawn-rate", "3", "--run-time", "12s",
+            "--barge-in-rate", "0", "--metrics-port", "0",
+        )  # fmt: skip
+        metrics = agent.metrics()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert summary is not None and summary["counts"]["failures"] == {}
+    replies = metrics[("voice_loadtest_agent_responses_total", ())]
+    echoes = metrics.get(("voice_loadtest_agent_inbound_messages_total", (("kind", "mark"),)), 0)
+    bad = {labels: v for (name, labels), v in metrics.items() if "bad_inputs" in name and v}
+    assert replies >= 6 and not bad
+    # Each reply's mark is echoed 20 ms after it (its first frame has played); a call that
+    # ends in that moment may take its last echo with it, one per caller at most.
+    assert replies - 3 <= echoes <= replies, (replies, echoes)

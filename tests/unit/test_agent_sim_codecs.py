@@ -20,6 +20,7 @@ from loadtest.audio.pcm import comfort_noise_frames, mulaw_encode, split_frames
 from loadtest.errors import ConfigError
 from loadtest.protocols import acs, raw, twilio
 from loadtest.protocols.base import CallerAudio, InboundKind
+from loadtest.protocols.caller_api import CallStream
 from tests.unit.test_agent_sim_session import Driver
 
 MS = 1_000_000
@@ -36,9 +37,9 @@ TWILIO = twilio.TwilioCaller()
 STREAM = TWILIO.stream_id(Call())
 CONNECTED, START = TWILIO.open_messages(Call())
 _TONE_8K = split_frames(tone_pcm(8000, 2000), 8000, 20)[10]
-TW_SPEECH = twilio.encode_media(mulaw_encode(_TONE_8K)).render(1, 0, 0, STREAM)
+TW_SPEECH = twilio.encode_media(mulaw_encode(_TONE_8K)).render(1, 0, 0, CallStream(STREAM))
 TW_SILENCE = twilio.encode_media(mulaw_encode(comfort_noise_frames(8000, 20, 1)[0])).render(
-    1, 0, 0, STREAM
+    1, 0, 0, CallStream(STREAM)
 )
 RAW_SPEECH = split_frames(tone_pcm(16000, 2000), 16000, 20)[10]
 RAW_SILENCE = comfort_noise_frames(16000, 20, 1)[0]

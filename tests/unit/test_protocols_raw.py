@@ -14,6 +14,7 @@ from loadtest.audio.pcm import comfort_noise_frames, resample
 from loadtest.errors import ConfigError, ProtocolError
 from loadtest.protocols import caller_protocol, raw
 from loadtest.protocols.base import CallerAudio, CallerOther, Inbound, InboundKind
+from loadtest.protocols.caller_api import CallStream
 from loadtest.settings import parse_settings
 
 PCM = bytes(range(256)) * 2 + bytes(128)  # 640 bytes: 20 ms at 16 kHz
@@ -34,13 +35,16 @@ def test_frames_are_the_pcm_itself() -> None:
     caller = raw.RawCaller()
     assert caller.name == "raw" and caller.agent_sample_rate(24000) == 16000
     frames = caller.encode_clip(PCM * 3 + PCM[:100], 16000, 20)
-    assert [f.render(k + 1, 20 * k, 0, "") for k, f in enumerate(frames)] == [
+    assert [f.render(k + 1, 20 * k, 0, CallStream("")) for k, f in enumerate(frames)] == [
         PCM,
         PCM,
         PCM,
         PCM[:100] + bytes(540),  # the last frame padded with silence
     ]
-    assert caller.open_messages(Call()) == [] and caller.close_messages(Call(), 4) == []
+    assert (
+        caller.open_messages(Call()) == []
+        and caller.close_messages(Call(), 4, CallStream("")) == []
+    )
 
 
 def test_clip_resampled_once_to_the_wire_rate() -> None:
@@ -56,7 +60,7 @@ def test_clip_resampled_once_to_the_wire_rate() -> None:
 def test_silence_frames() -> None:
     caller = raw.RawCaller(sample_rate=24000)
     (zeros,) = caller.encode_silence([bytes(640)], 16000, flagged=True)
-    assert zeros.render(1, 0, 0, "") == bytes(960)  # exact zeros, not resampler dither
+    assert zeros.render(1, 0, 0, CallStream("")) == bytes(960)  # exact zeros, not resampler dither
     noise = caller.encode_silence(comfort_noise_frames(16000, 20, 50), 16000, flagged=False)
     assert len(noise) == 50 and all(len(f.pcm) == 960 for f in noise)
 

@@ -22,6 +22,7 @@ from loadtest.protocols.base import (
     Inbound,
     InboundKind,
 )
+from loadtest.protocols.caller_api import CallStream
 from loadtest.settings import parse_settings
 
 STREAM = "MZ" + "18ad3ab5a668481ce02b83e7395059f0"
@@ -87,7 +88,7 @@ def test_pre_encoded_media_golden(seq: int, media_ms: int) -> None:
             "streamSid": STREAM,
         }
     )
-    assert frame.render(seq, media_ms, 1_731_698_172_925_000_000, STREAM) == expected
+    assert frame.render(seq, media_ms, 1_731_698_172_925_000_000, CallStream(STREAM)) == expected
 
 
 def test_stop_dtmf_and_mark_golden() -> None:
@@ -128,7 +129,8 @@ def test_caller_opens_streams_and_closes() -> None:
         twilio.encode_start(CALL_STREAM, CALL, ACCOUNT, {"tenant": "acme"}),
     ]
     # 40 media events: sequence numbers 2..41, so stop is 42
-    assert caller.close_messages(Call(), 40) == [twilio.encode_stop(42, CALL_STREAM, CALL, ACCOUNT)]
+    stop = twilio.encode_stop(42, CALL_STREAM, CALL, ACCOUNT)
+    assert caller.close_messages(Call(), 40, CallStream(CALL_STREAM)) == [stop]
 
 
 def test_every_call_streams_under_its_own_stream_sid() -> None:
@@ -142,20 +144,42 @@ def test_every_call_streams_under_its_own_stream_sid() -> None:
     assert len(set(sids)) == 3 and all(s.startswith("MZ") and len(s) == 34 for s in sids)
     for call, sid in zip(calls, sids, strict=True):
         start = json.loads(caller.open_messages(call)[1])
-        media = json.loads(frame.render(1, 0, 0, caller.stream_id(call)))
-        stop = json.loads(caller.close_messages(call, 1)[0])
+        media = json.loads(frame.render(1, 0, 0, CallStream(sid)))
+        stop = json.loads(caller.close_messages(call, 1, CallStream(sid))[0])
         assert start["streamSid"] == start["start"]["streamSid"] == sid
         assert media["streamSid"] == stop["streamSid"] == sid
 
 
+def test_mark_echoes_take_their_place_in_the_sequence_numbers() -> None:
+    """Every message after ``start`` takes the next sequenceNumber, echoes included; media
+    chunks count media only."""
+    caller, stream = twilio.TwilioCaller(), CallStream(CALL_STREAM)
+    frame = caller.encode_clip(bytes(320), 8000, 20)[0]
+    assert caller.echoes_marks
+    first = json.loads(frame.render(1, 0, 0, stream))
+    echo = caller.mark_echo("reply-1", 1, stream)
+    assert echo == twilio.encode_mark("reply-1", 3, CALL_STREAM)
+    stream.echoes += 1  # the edge counts what it sent
+    second = json.loads(frame.render(2, 20, 0, stream))
+    (stop,) = caller.close_messages(Call(), 2, stream)
+    numbers = [first["sequenceNumber"], json.loads(echo)["sequenceNumber"],
+               second["sequenceNumber"], json.loads(stop)["sequenceNumber"]]  # fmt: skip
+    assert numbers == ["2", "3", "4", "5"]
+    assert (first["media"]["chunk"], second["media"]["chunk"]) == ("1", "2")
+    assert json.loads(echo) == {
+        "event": "mark", "sequenceNumber": "3", "streamSid": CALL_STREAM,
+        "mark": {"name": "reply-1"},
+    }  # fmt: skip
+
+
 def test_clip_is_converted_once_to_mulaw_8k() -> None:
-    caller = twilio.TwilioCaller()
+    caller, stream = twilio.TwilioCaller(), CallStream(STREAM)
     t = np.arange(16000 * 110 // 1000) / 16000  # 110 ms at 16 kHz: 6 frames, the last padded
     pcm16k = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
     frames = caller.encode_clip(pcm16k, 16000, 20)
     assert len(frames) == 6  # as many as the 16 kHz clip has, so the manifest's frames line up
     payloads = [
-        base64.b64decode(json.loads(f.render(k + 1, 20 * k, 0, STREAM))["media"]["payload"])
+        base64.b64decode(json.loads(f.render(k + 1, 20 * k, 0, stream))["media"]["payload"])
         for k, f in enumerate(frames)
     ]
     assert all(len(p) == 160 for p in payloads)
@@ -163,17 +187,17 @@ def test_clip_is_converted_once_to_mulaw_8k() -> None:
     assert b"".join(payloads) == expected
     ten_ms = caller.encode_clip(pcm16k, 16000, 10)
     assert len(ten_ms) == 11
-    assert len(json.loads(ten_ms[0].render(1, 0, 0, STREAM))["media"]["payload"]) == 108
+    assert len(json.loads(ten_ms[0].render(1, 0, 0, stream))["media"]["payload"]) == 108
 
 
 def test_silence_frames() -> None:
-    caller = twilio.TwilioCaller()
+    caller, stream = twilio.TwilioCaller(), CallStream(STREAM)
     zeros = caller.encode_silence([bytes(640)], 16000, flagged=True)  # no silent flag in Twilio
-    (message,) = [json.loads(f.render(1, 0, 0, STREAM)) for f in zeros]
+    (message,) = [json.loads(f.render(1, 0, 0, stream)) for f in zeros]
     assert base64.b64decode(message["media"]["payload"]) == b"\xff" * 160  # exact µ-law zero
     noise = caller.encode_silence(comfort_noise_frames(16000, 20, 50), 16000, flagged=False)
     assert len(noise) == 50
-    payload = base64.b64decode(json.loads(noise[7].render(8, 140, 0, STREAM))["media"]["payload"])
+    payload = base64.b64decode(json.loads(noise[7].render(8, 140, 0, stream))["media"]["payload"])
     assert len(payload) == 160 and payload != b"\xff" * 160
 
 
@@ -211,11 +235,14 @@ def test_classify_clear_is_the_stop_signal() -> None:
 
 def test_classify_mark_and_tokens() -> None:
     mark = twilio.encode_agent_mark("goodbye-and-thanks", STREAM)
-    assert twilio.classify(mark) == Inbound(InboundKind.OTHER)
+    name = "goodbye-and-thanks"  # every mark is echoed, whatever its text matched
+    assert twilio.classify(mark) == Inbound(InboundKind.OTHER, mark=name)
     assert twilio.classify(mark, end_tokens=("goodbye",)) == Inbound(
-        InboundKind.END, detail="goodbye-and-thanks"
+        InboundKind.END, detail="goodbye-and-thanks", mark=name
     )
-    assert twilio.classify(mark, response_tokens=("thanks",)).kind is InboundKind.TRANSCRIPT
+    assert twilio.classify(mark, response_tokens=("thanks",)) == Inbound(
+        InboundKind.TRANSCRIPT, detail="goodbye-and-thanks", mark=name
+    )
     assert twilio.classify('{"event":"hangup"}', end_tokens=("hangup",)).kind is InboundKind.END
 
 
@@ -238,6 +265,9 @@ def test_tokens_never_match_the_payload() -> None:
         ('{"event":"media"}', "media event without a media object"),
         ('{"event":"media","media":{}}', "media event without a base64 payload"),
         ('{"event":"media","media":{"payload":"AAAAA"}}', "media payload is not padded base64"),
+        ('{"event":"mark","streamSid":"MZ1"}', "mark event without a name"),
+        ('{"event":"mark","mark":{"name":""}}', "mark event without a name"),
+        ('{"event":"mark","mark":{"name":7}}', "mark event without a name"),
     ],
 )
 def test_classify_malformed(message: str | bytes, reason: str) -> None:
@@ -261,13 +291,14 @@ def test_parse_connected_start_media_dtmf_mark_stop() -> None:
     )
     assert isinstance(parsed, twilio.TwilioStart)
     assert parsed.metadata == CallerMetadata(8000, 1, 20, "audio/x-mulaw")
-    media = twilio.encode_media(ULAW).render(3, 40, 0, CALL_STREAM)
+    media = twilio.encode_media(ULAW).render(3, 40, 0, CallStream(CALL_STREAM))
     assert twilio.parse_caller(media) == CallerAudio(
         pcm=mulaw_decode(ULAW), timestamp="40", participant="inbound"
     )
     assert twilio.parse_caller(twilio.encode_dtmf("#", 5, STREAM)) == CallerDtmf("#")
     assert twilio.parse_caller(twilio.encode_mark("m1", 6, STREAM)) == CallerOther("mark")
-    assert twilio.parse_caller(caller.close_messages(Call(), 3)[0]) == CallerOther("stop")
+    (stop,) = caller.close_messages(Call(), 3, CallStream(CALL_STREAM))
+    assert twilio.parse_caller(stop) == CallerOther("stop")
 
 
 @pytest.mark.parametrize(

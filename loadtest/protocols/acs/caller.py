@@ -18,7 +18,7 @@ from loadtest.audio.pcm import split_frames
 from loadtest.protocols._match import base64_decoded_len, match_tokens
 from loadtest.protocols.acs._common import SAMPLE_WIDTH, get_ci
 from loadtest.protocols.base import Inbound, InboundKind, WireMessage
-from loadtest.protocols.caller_api import CallContext
+from loadtest.protocols.caller_api import CallContext, CallStream
 
 __all__ = [
     "DEFAULT_PARTICIPANT",
@@ -199,7 +199,7 @@ def _classify_audio(obj: dict[str, Any]) -> Inbound:
 class _AcsFrame:
     frame: PreEncodedFrame
 
-    def render(self, seq: int, media_ms: int, epoch_ns: int, stream: str) -> str:
+    def render(self, seq: int, media_ms: int, epoch_ns: int, stream: CallStream) -> str:
         return self.frame.render(iso_timestamp(epoch_ns))
 
 
@@ -207,6 +207,7 @@ class AcsCaller:
     """ACS as a :class:`~loadtest.protocols.caller_api.CallerProtocol`."""
 
     name = "acs"
+    echoes_marks = False
 
     def agent_sample_rate(self, cache_rate: int) -> int:
         return cache_rate  # the agent answers in the format the caller declared
@@ -225,7 +226,12 @@ class AcsCaller:
     def open_messages(self, call: CallContext) -> list[WireMessage]:
         return [encode_metadata(call.sample_rate, 1, call.frame_ms)]
 
-    def close_messages(self, call: CallContext, frames_sent: int) -> list[WireMessage]:
+    def mark_echo(self, name: str, media_sent: int, stream: CallStream) -> WireMessage:
+        raise NotImplementedError("ACS media streaming has no playback marks")
+
+    def close_messages(
+        self, call: CallContext, frames_sent: int, stream: CallStream
+    ) -> list[WireMessage]:
         return []
 
     def classify(

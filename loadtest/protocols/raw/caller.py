@@ -18,7 +18,7 @@ from loadtest.audio.pcm import SUPPORTED_RATES, frame_size, resample
 from loadtest.errors import ConfigError
 from loadtest.protocols._match import match_tokens
 from loadtest.protocols.base import Inbound, InboundKind, WireMessage
-from loadtest.protocols.caller_api import CallContext
+from loadtest.protocols.caller_api import CallContext, CallStream
 
 __all__ = [
     "DEFAULT_SAMPLE_RATE",
@@ -145,7 +145,7 @@ class RawFrame:
 
     pcm: bytes
 
-    def render(self, seq: int, media_ms: int, epoch_ns: int, stream: str) -> bytes:
+    def render(self, seq: int, media_ms: int, epoch_ns: int, stream: CallStream) -> bytes:
         return self.pcm
 
 
@@ -157,6 +157,7 @@ class RawCaller:
     """
 
     name = "raw"
+    echoes_marks = False
 
     def __init__(
         self, sample_rate: int = DEFAULT_SAMPLE_RATE, stop_message: str = DEFAULT_STOP_MESSAGE
@@ -193,7 +194,12 @@ class RawCaller:
     def open_messages(self, call: CallContext) -> list[WireMessage]:
         return []
 
-    def close_messages(self, call: CallContext, frames_sent: int) -> list[WireMessage]:
+    def mark_echo(self, name: str, media_sent: int, stream: CallStream) -> WireMessage:
+        raise NotImplementedError("a raw PCM stream has no playback marks")
+
+    def close_messages(
+        self, call: CallContext, frames_sent: int, stream: CallStream
+    ) -> list[WireMessage]:
         return []
 
     def classify(

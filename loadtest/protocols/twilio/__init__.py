@@ -21,11 +21,11 @@ Wire shapes (JSON text frames; audio is base64 G.711 µ-law, 8 kHz mono, 20 ms =
                     {"event":"mark","streamSid":"MZ…","mark":{"name":"…"}}
                     {"event":"clear","streamSid":"MZ…"}
 
-``clear`` ends agent audio (the barge-in stop signal). Marks: real Twilio echoes an agent's
-``mark`` once the audio sent before it has played (or at once when ``clear`` drops it). The
-caller only classifies agent marks (OTHER, or TRANSCRIPT/END when the name matches the
-tokens); it does not echo them yet, because the caller interface cannot answer a message —
-agents that wait for mark echoes before speaking again are not modelled.
+``clear`` ends agent audio (the barge-in stop signal). Marks: like Twilio, the caller echoes
+an agent's ``mark`` (same name, the next ``sequenceNumber``) once the audio sent before it
+has played, or at once when ``clear`` drops that audio
+(:class:`~loadtest.conversation.marks.MarkEchoes` keeps the time; :func:`classify` carries
+the name in ``Inbound.mark`` and still matches its text against the tokens).
 
 Caller side: :func:`encode_connected`, :func:`encode_start`, :func:`encode_media` (pre-encode
 a µ-law frame once), :func:`encode_stop`, :func:`encode_dtmf`, :func:`encode_mark`,

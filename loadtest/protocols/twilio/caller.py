@@ -7,8 +7,12 @@ pre-encoded once per process by :func:`encode_media` (only ``sequenceNumber``, `
 :class:`~loadtest.protocols.base.Inbound` without decoding audio. Audio is G.711 µ-law at
 8 kHz: :class:`TwilioCaller` converts the PCM16 cache once, at load time.
 
-Sequence numbers follow Twilio: ``connected`` has none, ``start`` is ``"1"``, media event
-``k`` (counted from 1) is ``"k+1"`` with ``chunk`` ``"k"``, and ``stop`` comes last.
+Sequence numbers follow Twilio: ``connected`` has none, ``start`` is ``"1"``, and every
+later message takes the next one — media event ``k`` (counted from 1) has ``chunk`` ``"k"``
+and ``"k+1"`` plus the mark echoes sent before it, and ``stop`` comes last. Like Twilio, the
+caller echoes each agent ``mark`` (:meth:`TwilioCaller.mark_echo`) once the audio sent before
+it has played, or at once when ``clear`` drops it
+(:class:`~loadtest.conversation.marks.MarkEchoes`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 from loadtest.audio.pcm import frame_size, mulaw_encode, resample
 from loadtest.protocols._match import base64_decoded_len, match_tokens
 from loadtest.protocols.base import Inbound, InboundKind, WireMessage
-from loadtest.protocols.caller_api import CallContext
+from loadtest.protocols.caller_api import CallContext, CallStream
 from loadtest.protocols.twilio._common import (
     CHANNELS,
     DEFAULT_ACCOUNT_SID,
@@ -109,11 +113,7 @@ def encode_dtmf(digit: str, sequence_number: int, stream_sid: str) -> str:
 
 
 def encode_mark(name: str, sequence_number: int, stream_sid: str) -> str:
-    """A ``mark`` event: Twilio echoes an agent's mark when the audio before it has played.
-
-    The load generator does not send it yet (the caller interface cannot answer a message);
-    see the package docstring.
-    """
+    """A ``mark`` event: Twilio echoes an agent's mark when the audio before it has played."""
     return compact(
         {
             "event": "mark",
@@ -134,13 +134,14 @@ class PreEncodedMedia:
 
     tail: str
 
-    def render(self, seq: int, media_ms: int, epoch_ns: int, stream: str) -> str:
+    def render(self, seq: int, media_ms: int, epoch_ns: int, stream: CallStream) -> str:
         """The event for media frame ``seq`` (from 1) at ``media_ms`` since the stream began,
-        of the stream ``stream`` (a :func:`~._common.sid`: no character needs escaping);
+        of ``stream`` (its id is a :func:`~._common.sid`: no character needs escaping);
         ``epoch_ns`` is unused: Twilio stamps media time, not wall time."""
         return (
-            f'{{"event":"media","sequenceNumber":"{seq + 1}","media":{{"track":"inbound",'
-            f'"chunk":"{seq}","timestamp":"{media_ms}{self.tail}"{stream}"}}'
+            f'{{"event":"media","sequenceNumber":"{seq + 1 + stream.echoes}","media":'
+            f'{{"track":"inbound","chunk":"{seq}","timestamp":"{media_ms}{self.tail}"'
+            f'{stream.id}"}}'
         )
 
 
@@ -183,9 +184,10 @@ def classify(
     * ``clear`` → STOP (the agent flushes what the caller has not played yet).
     * Any other event (``mark`` …) whose ``event`` value or text fields (never a ``payload``)
       contain one of ``end_tokens`` → END, else one of ``response_tokens`` → TRANSCRIPT,
-      otherwise OTHER.
+      otherwise OTHER; a ``mark`` also carries its name in ``mark`` (to echo it).
     * Binary frames, invalid JSON, non-objects, a missing or non-string ``event``, ``media``
-      without a base64 ``payload`` → MALFORMED with a short reason in ``detail``.
+      without a base64 ``payload``, a ``mark`` without a name → MALFORMED with a short
+      reason in ``detail``.
     """
     if not isinstance(message, str):
         return Inbound(InboundKind.MALFORMED, detail=f"binary frame of {len(message)} bytes")
@@ -202,6 +204,8 @@ def classify(
             return _classify_media(obj)
         if lowered == "clear":
             return _STOP
+        if lowered == "mark":
+            return _classify_mark(obj, response_tokens, end_tokens)
     elif event is not None:
         return Inbound(InboundKind.MALFORMED, detail="event is not a string")
     matched = match_tokens(obj, response_tokens, end_tokens, _PAYLOAD_KEYS)
@@ -210,6 +214,20 @@ def classify(
     if event is None:
         return Inbound(InboundKind.MALFORMED, detail="missing event")
     return _OTHER
+
+
+def _classify_mark(
+    obj: dict[str, Any], response_tokens: tuple[str, ...], end_tokens: tuple[str, ...]
+) -> Inbound:
+    """A mark to echo; its text may still match the tokens (TRANSCRIPT/END, else OTHER)."""
+    body = obj.get("mark")
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name:
+        return Inbound(InboundKind.MALFORMED, detail="mark event without a name")
+    matched = match_tokens(obj, response_tokens, end_tokens, _PAYLOAD_KEYS)
+    if matched is not None:
+        return Inbound(matched.kind, detail=matched.detail, mark=name)
+    return Inbound(InboundKind.OTHER, mark=name)
 
 
 def _classify_media(obj: dict[str, Any]) -> Inbound:
@@ -240,6 +258,7 @@ class TwilioCaller:
     """
 
     name = "twilio"
+    echoes_marks = True
 
     def __init__(
         self,
@@ -282,13 +301,16 @@ class TwilioCaller:
         )
         return [encode_connected(), start]
 
-    def close_messages(self, call: CallContext, frames_sent: int) -> list[WireMessage]:
-        # start was "1", media "2".."frames_sent + 1"
-        return [
-            encode_stop(
-                frames_sent + 2, self.stream_id(call), self.call_sid(call), self.account_sid
-            )
-        ]
+    def mark_echo(self, name: str, media_sent: int, stream: CallStream) -> WireMessage:
+        # start was "1", then media_sent media events and stream.echoes echoes
+        return encode_mark(name, media_sent + stream.echoes + 2, stream.id)
+
+    def close_messages(
+        self, call: CallContext, frames_sent: int, stream: CallStream
+    ) -> list[WireMessage]:
+        # start was "1", then frames_sent media events and stream.echoes echoes
+        sequence = frames_sent + stream.echoes + 2
+        return [encode_stop(sequence, stream.id, self.call_sid(call), self.account_sid)]
 
     def classify(
         self, message: WireMessage, response_tokens: tuple[str, ...], end_tokens: tuple[str, ...]
