@@ -316,6 +316,8 @@ class AgentServer:
             fields["close_code"] = int(code)
             if session is not None:
                 fields["bad_inputs"] = dict(session.bad_inputs)
+                if session.stream_id:
+                    fields["stream"] = session.stream_id  # e.g. Twilio's streamSid
             log.info("call closed", extra={"fields": fields})
 
     async def _run_call(self, ws: ServerConnection, session: AgentSession) -> None:

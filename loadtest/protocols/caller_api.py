@@ -78,7 +78,8 @@ class CallerProtocol(Protocol):
 
     def stream_id(self, call: CallContext) -> str:
         """The id this call's messages name their stream by (Twilio ``streamSid``; ``""``
-        where the protocol has none); fixed for the call (see :class:`CallStream`)."""
+        where the protocol has none): the edge makes the call's :class:`CallStream` of it,
+        and every message of the call takes the id from there."""
         ...
 
     def mark_echo(self, name: str, media_sent: int, stream: CallStream) -> WireMessage:
@@ -87,7 +88,7 @@ class CallerProtocol(Protocol):
         once sent."""
         ...
 
-    def open_messages(self, call: CallContext) -> list[WireMessage]:
+    def open_messages(self, call: CallContext, stream: CallStream) -> list[WireMessage]:
         """Sent right after the upgrade, before any audio."""
         ...
 

@@ -281,7 +281,7 @@ class CallDriver:
 
         try:
             gevent.sleep(_phase_rng.random() * self.config.chunk_ms / 1000)
-            for message in protocol.open_messages(call):
+            for message in protocol.open_messages(call, call_stream):
                 transport.send(message)
             conversation.start(time.monotonic_ns(), connect_started_ns=connect_started)
             stream = _Stream(self, transport, conversation, call_stream, marks)

@@ -83,8 +83,9 @@ def test_agent_follows_the_callers_protocol(tmp_path: Path, espeak_cache_8k: Pat
 
 def test_the_caller_echoes_the_agents_marks(tmp_path: Path, espeak_cache_8k: Path) -> None:
     """Like Twilio, the harness echoes each agent ``mark`` once the audio before it has
-    played. With ``--transcripts`` the agent simulator follows the first frame of every reply
-    with a mark; it counts the echoes it gets back as ``mark`` messages."""
+    played, and gives every call its own ``streamSid``. With ``--transcripts`` the agent
+    simulator follows the first frame of every reply with a mark; it counts the echoes it
+    gets back as ``mark`` messages and logs each call's stream."""
     with AgentProcess(
         "--protocol", "twilio", "--latency-ms", "600", "--transcripts"
     ) as agent:  # fmt: skip
@@ -100,6 +101,12 @@ def test_the_caller_echoes_the_agents_marks(tmp_path: Path, espeak_cache_8k: Pat
     echoes = metrics.get(("voice_loadtest_agent_inbound_messages_total", (("kind", "mark"),)), 0)
     bad = {labels: v for (name, labels), v in metrics.items() if "bad_inputs" in name and v}
     assert replies >= 6 and not bad
+    # Each call streamed under its own streamSid (as its start message announced it); the
+    # run's connection probes open no stream.
+    closed = [e for e in agent.logs if e.get("event") == "call closed"]
+    streams = [str(e["stream"]) for e in closed if "stream" in e]
+    assert len(streams) >= 3 and len(set(streams)) == len(streams), streams
+    assert all(s.startswith("MZ") and len(s) == 34 for s in streams), streams
     # Each reply's mark is echoed 20 ms after it (its first frame has played); a call that
     # ends in that moment may take its last echo with it, one per caller at most.
     assert replies - 3 <= echoes <= replies, (replies, echoes)

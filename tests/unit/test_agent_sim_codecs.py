@@ -35,7 +35,7 @@ class Call:
 
 TWILIO = twilio.TwilioCaller()
 STREAM = TWILIO.stream_id(Call())
-CONNECTED, START = TWILIO.open_messages(Call())
+CONNECTED, START = TWILIO.open_messages(Call(), CallStream(STREAM))
 _TONE_8K = split_frames(tone_pcm(8000, 2000), 8000, 20)[10]
 TW_SPEECH = twilio.encode_media(mulaw_encode(_TONE_8K)).render(1, 0, 0, CallStream(STREAM))
 TW_SILENCE = twilio.encode_media(mulaw_encode(comfort_noise_frames(8000, 20, 1)[0])).render(

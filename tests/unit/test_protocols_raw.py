@@ -42,7 +42,7 @@ def test_frames_are_the_pcm_itself() -> None:
         PCM[:100] + bytes(540),  # the last frame padded with silence
     ]
     assert (
-        caller.open_messages(Call()) == []
+        caller.open_messages(Call(), CallStream("")) == []
         and caller.close_messages(Call(), 4, CallStream("")) == []
     )
 

@@ -124,7 +124,7 @@ def test_caller_opens_streams_and_closes() -> None:
     caller = twilio.TwilioCaller(custom_parameters={"tenant": "acme"})
     assert caller.name == "twilio" and caller.agent_sample_rate(16000) == 8000
     assert caller.stream_id(Call()) == CALL_STREAM
-    assert caller.open_messages(Call()) == [
+    assert caller.open_messages(Call(), CallStream(CALL_STREAM)) == [
         twilio.encode_connected(),
         twilio.encode_start(CALL_STREAM, CALL, ACCOUNT, {"tenant": "acme"}),
     ]
@@ -143,7 +143,7 @@ def test_every_call_streams_under_its_own_stream_sid() -> None:
     sids = [caller.stream_id(call) for call in calls]
     assert len(set(sids)) == 3 and all(s.startswith("MZ") and len(s) == 34 for s in sids)
     for call, sid in zip(calls, sids, strict=True):
-        start = json.loads(caller.open_messages(call)[1])
+        start = json.loads(caller.open_messages(call, CallStream(sid))[1])
         media = json.loads(frame.render(1, 0, 0, CallStream(sid)))
         stop = json.loads(caller.close_messages(call, 1, CallStream(sid))[0])
         assert start["streamSid"] == start["start"]["streamSid"] == sid
@@ -207,7 +207,7 @@ def test_registry_takes_the_custom_parameters() -> None:
     )
     caller = caller_protocol(settings.ws_protocol, settings)
     assert isinstance(caller, twilio.TwilioCaller)
-    start = json.loads(caller.open_messages(Call())[1])
+    start = json.loads(caller.open_messages(Call(), CallStream(CALL_STREAM))[1])
     assert start["start"]["customParameters"] == {"tenant": "acme", "n": "3"}
     pairs = parse_settings({"TWILIO_CUSTOM_PARAMETERS": "a=1, b = two"})
     assert pairs.twilio_custom_parameters == (("a", "1"), ("b", "two"))
@@ -279,7 +279,7 @@ def test_classify_malformed(message: str | bytes, reason: str) -> None:
 
 def test_parse_connected_start_media_dtmf_mark_stop() -> None:
     caller = twilio.TwilioCaller(custom_parameters={"tenant": "acme"})
-    connected, start = caller.open_messages(Call())
+    connected, start = caller.open_messages(Call(), CallStream(CALL_STREAM))
     assert twilio.parse_caller(connected) == CallerOther("connected")
     parsed = twilio.parse_caller(start)
     assert parsed == twilio.TwilioStart(

@@ -223,7 +223,7 @@ class AcsCaller:
     def stream_id(self, call: CallContext) -> str:
         return ""  # ACS frames do not name their call
 
-    def open_messages(self, call: CallContext) -> list[WireMessage]:
+    def open_messages(self, call: CallContext, stream: CallStream) -> list[WireMessage]:
         return [encode_metadata(call.sample_rate, 1, call.frame_ms)]
 
     def mark_echo(self, name: str, media_sent: int, stream: CallStream) -> WireMessage:

@@ -191,7 +191,7 @@ class RawCaller:
     def stream_id(self, call: CallContext) -> str:
         return ""  # a raw stream has no messages but audio
 
-    def open_messages(self, call: CallContext) -> list[WireMessage]:
+    def open_messages(self, call: CallContext, stream: CallStream) -> list[WireMessage]:
         return []
 
     def mark_echo(self, name: str, media_sent: int, stream: CallStream) -> WireMessage:

@@ -295,9 +295,9 @@ class TwilioCaller:
         )
         return [encode_media(f) for f in ulaw]
 
-    def open_messages(self, call: CallContext) -> list[WireMessage]:
+    def open_messages(self, call: CallContext, stream: CallStream) -> list[WireMessage]:
         start = encode_start(
-            self.stream_id(call), self.call_sid(call), self.account_sid, self.custom_parameters
+            stream.id, self.call_sid(call), self.account_sid, self.custom_parameters
         )
         return [encode_connected(), start]
 
