@@ -261,6 +261,8 @@ class CallDriver:
         call_stream = CallStream(protocol.stream_id(call))
         marks: MarkEchoes | None = None
         if protocol.echoes_marks:
+            # A playback model of its own, not the conversation's: that one holds messages back
+            # while a first-speech/EOS frame is in flight, and an echo's time must not wait.
             marks = MarkEchoes(self.config.agent_sample_rate, time.monotonic_ns())
 
         scheduler = _scheduler
