@@ -20,14 +20,14 @@ $(BIN)/.installed: pyproject.toml scripts/bootstrap-python.sh
 venv: $(BIN)/.installed ## create/update the virtualenv with the project and dev tools
 
 lint: venv ## ruff lint + format check
-	$(BIN)/ruff check loadtest tests helm/voice-loadtest/files
-	$(BIN)/ruff format --check loadtest tests helm/voice-loadtest/files
+	$(BIN)/ruff check loadtest tools bench tests helm/voice-loadtest/files
+	$(BIN)/ruff format --check loadtest tools bench tests helm/voice-loadtest/files
 
 format: venv ## apply ruff formatting and safe fixes
-	$(BIN)/ruff check --fix loadtest tests helm/voice-loadtest/files
-	$(BIN)/ruff format loadtest tests helm/voice-loadtest/files
+	$(BIN)/ruff check --fix loadtest tools bench tests helm/voice-loadtest/files
+	$(BIN)/ruff format loadtest tools bench tests helm/voice-loadtest/files
 
-types: venv ## mypy --strict on the package
+types: venv ## mypy --strict on loadtest, tools and bench
 	$(BIN)/mypy
 
 test-unit: venv ## pure, fast tests
@@ -125,10 +125,10 @@ HELM_ARGS ?=
 HELM_TIMEOUT ?= 15m
 
 helm-lint: venv ## lint the chart (defaults, presets, ci/*-values.yaml) and check k8s/ is in sync
-	$(BIN)/python -m loadtest.k8s_manifests --lint --check
+	$(BIN)/python -m tools.k8s_manifests --lint --check
 
 k8s-manifests: venv ## regenerate k8s/ (kustomize) and the chart's copies of dashboards, rules, settings
-	$(BIN)/python -m loadtest.k8s_manifests
+	$(BIN)/python -m tools.k8s_manifests
 
 helm-install: ## install/upgrade the chart, interactive master: make helm-install HELM_VALUES="-f my-values.yaml"
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
@@ -153,15 +153,15 @@ helm-run: ## headless cluster run (master Job) to completion; exits with the SLO
 	exit $${code:-2}
 
 bench: venv audio ## harness benchmark -> docs/benchmarks.md: capacity/core, accuracy vs ground truth, CPU+memory per caller, scale-out, agent capacity, cold start
-	$(BIN)/python -m loadtest.bench --out docs/benchmarks.md --json reports/benchmarks.json --pcm-dir "$(PCM_DIR)"
+	$(BIN)/python -m bench --out docs/benchmarks.md --json reports/benchmarks.json --pcm-dir "$(PCM_DIR)"
 
 bench-quick: venv audio ## the benchmark's < 2 min smoke run (CI runs tests/integration/test_bench_quick.py)
-	$(BIN)/python -m loadtest.bench --quick --out reports/benchmarks-quick.md --json reports/benchmarks-quick.json --pcm-dir "$(PCM_DIR)"
+	$(BIN)/python -m bench --quick --out reports/benchmarks-quick.md --json reports/benchmarks-quick.json --pcm-dir "$(PCM_DIR)"
 
 bench-agent: venv ## agent simulator capacity: real-time calls per core (pins server and client cores)
-	$(BIN)/python -m loadtest.agent_sim.bench --calls 500,750,1000,1250 --step-s 10
-	$(BIN)/python -m loadtest.agent_sim.bench --calls 500,750,1000,1250 --step-s 10 --caller-audio unique
-	$(BIN)/python -m loadtest.agent_sim.bench --calls 1000,1500,2000,2500 --step-s 10 --caller-audio none
+	$(BIN)/python -m bench.agent --calls 500,750,1000,1250 --step-s 10
+	$(BIN)/python -m bench.agent --calls 500,750,1000,1250 --step-s 10 --caller-audio unique
+	$(BIN)/python -m bench.agent --calls 1000,1500,2000,2500 --step-s 10 --caller-audio none
 
 clean: ## remove caches and build output (keeps the venv and audio)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

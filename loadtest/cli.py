@@ -68,11 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_alt_arguments(sub)
 
-    from loadtest.bench import add_bench_arguments
-
-    add_bench_arguments(
-        sub.add_parser("bench", help="benchmark the harness: callers per core, accuracy, costs")
-    )
     return parser
 
 

@@ -6,5 +6,6 @@ adapter per wire protocol), :mod:`.session` (the per-call state machine), :mod:`
 (what a session asks for, ground-truth records), :mod:`.stats` (counters and their
 Prometheus rendering), :mod:`.audio` (reply audio).
 Edges: :mod:`.server` (asyncio + websockets), :mod:`.ground_truth` (JSONL writer thread),
-:mod:`.cli` (argparse wiring), :mod:`.bench` (capacity benchmark).
+:mod:`.cli` (argparse wiring). Its capacity benchmark lives beside the package
+(``python -m bench.agent``).
 """

@@ -1,4 +1,4 @@
-"""`python -m loadtest.bench --quick` end to end: real agent, real caller workers, real Locust.
+"""`python -m bench --quick` end to end: real agent, real caller workers, real Locust.
 
 Keeps the benchmark from rotting: every section runs and its output is complete and sane. It
 never asserts speed — CI machines are shared and slow; the figures are for `make bench`.
@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import REPO_ROOT
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -25,9 +27,9 @@ def _finite(value: Any) -> bool:
 def test_quick_bench_writes_complete_sane_results(tmp_path: Path, espeak_cache_dir: Path) -> None:
     out, raw = tmp_path / "benchmarks.md", tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "loadtest.bench", "--quick", "--out", str(out), "--json", str(raw),
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out), "--json", str(raw),
          "--pcm-dir", str(espeak_cache_dir), "--logs", str(tmp_path / "logs")],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(raw.read_text())
@@ -72,4 +74,4 @@ def test_quick_bench_writes_complete_sane_results(tmp_path: Path, espeak_cache_d
     text = out.read_text()
     for heading in ("# Benchmarks", "## Machine", "## Capacity", "## Accuracy", "## Cold start"):
         assert heading in text
-    assert "python -m loadtest.bench --quick" in text
+    assert "python -m bench --quick" in text

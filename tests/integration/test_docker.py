@@ -30,6 +30,7 @@ import yaml
 from loadtest.procutil import free_port
 from tests.integration import docker_helpers as dh
 from tests.integration.conftest import start_azurite
+from tests.integration.test_packaging import BUILD_TOOLING
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -302,6 +303,20 @@ def test_image_runs_as_non_root_with_labels_and_a_health_check(image: str) -> No
     # The baked-in cache passes the audit, as the user the harness runs as.
     done = dh.run(["docker", "run", "--rm", image, "voice-loadtest", "audio", "inspect"])
     assert "0 problem(s)" in done.stdout
+    # Only the runtime ships: the generators and the benchmark stay in the repository.
+    done = dh.run(["docker", "run", "--rm", image, "python", "-c", "import loadtest.k8s_manifests"],
+                  check=False)  # fmt: skip
+    assert done.returncode == 1 and "No module named 'loadtest.k8s_manifests'" in done.stderr
+    listing = (
+        "import importlib.util as u, pathlib, loadtest; "
+        "site = pathlib.Path(loadtest.__file__).parents[1]; "
+        "print(*sorted(str(p.relative_to(site)) for p in site.joinpath('loadtest').rglob('*')), "
+        "*[f'{m}/' for m in ('tools', 'bench') if u.find_spec(m)])"
+    )
+    files = dh.run(["docker", "run", "--rm", image, "python", "-c", listing]).stdout.split()
+    assert {"loadtest/cli.py", "loadtest/runtime/caller.py"} <= set(files)
+    tooling = [f for f in files if f.startswith(BUILD_TOOLING)]
+    assert not tooling, f"build tooling in the image: {tooling}"
 
 
 # ---------------------------------------------------------------------------- Blob (d), (e)

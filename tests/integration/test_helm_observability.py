@@ -16,7 +16,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from loadtest.metrics.alerts import alert_groups
 from tests.conftest import REPO_ROOT
 from tests.integration.test_helm_render import (
     KUBE_VERSIONS,
@@ -25,6 +24,7 @@ from tests.integration.test_helm_render import (
     render,
     scenario_values,
 )
+from tools.alerts import alert_groups
 
 _STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 _SELECTOR = {

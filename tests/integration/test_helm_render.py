@@ -18,8 +18,8 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import SchemaNotFoundError
 
-from loadtest.k8s_manifests import load_values, manifest_objects
 from tests.conftest import REPO_ROOT
+from tools.k8s_manifests import load_values, manifest_objects
 
 CHART = REPO_ROOT / "helm" / "voice-loadtest"
 SCENARIOS: dict[str, list[Path]] = {

@@ -10,7 +10,6 @@ import helm_python
 import pytest
 import yaml
 
-from loadtest.k8s_manifests import load_values
 from loadtest.metrics.slo import parse_slo
 from loadtest.settings import SETTINGS, parse_settings
 from tests.integration.test_helm_render import (
@@ -22,6 +21,7 @@ from tests.integration.test_helm_render import (
     render,
     scenario_values,
 )
+from tools.k8s_manifests import load_values
 
 REJECTED: dict[str, tuple[dict[str, Any], str]] = {
     "negative replicas": ({"worker": {"replicas": -1}}, "/worker/replicas"),

@@ -14,9 +14,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from loadtest.k8s_manifests import CHART, ENVIRONMENTS, NAMESPACE, generate, main, plain_objects
 from tests.conftest import REPO_ROOT
 from tests.integration.test_helm_render import KUBE_VERSIONS
+from tools.k8s_manifests import CHART, ENVIRONMENTS, NAMESPACE, generate, main, plain_objects
 
 K8S = REPO_ROOT / "k8s"
 

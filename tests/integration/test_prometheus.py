@@ -34,9 +34,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtest.metrics.alerts import alert_rules
-from loadtest.metrics.dashboards import AZURE_MONITOR_EXPRS, build_dashboards
 from loadtest.procutil import free_port
+from tools.alerts import alert_rules
+from tools.dashboards import AZURE_MONITOR_EXPRS, build_dashboards
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from loadtest.metrics.alerts import alert_groups, alert_rules, main, render_rules
 from loadtest.metrics.slo import DEFAULT_SLO
 from tests.unit.exported_metrics import METRIC_NAME, exported
+from tools.alerts import alert_groups, alert_rules, main, render_rules
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docker" / "prometheus" / "alerts.yml"
 RULES = [rule for group in alert_rules().values() for rule in group]
@@ -18,7 +18,7 @@ RULES = [rule for group in alert_rules().values() for rule in group]
 
 def test_committed_rules_are_what_the_generator_produces() -> None:
     assert COMMITTED.read_text() == render_rules(), (
-        f"{COMMITTED} drifted: run `python -m loadtest.metrics.alerts --out {COMMITTED}`"
+        f"{COMMITTED} drifted: run `python -m tools.alerts --out {COMMITTED}`"
     )
 
 

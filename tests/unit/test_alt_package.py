@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from loadtest.alt.package import (
@@ -66,3 +67,13 @@ def test_locustfile_checks_python_and_imports_the_archive_first() -> None:
     assert 'sys.path.insert(0, str(_HERE / "voice_loadtest.pyz"))' in text
     assert text.index("sys.version_info < (3, 11)") < text.index("from locust import events")
     assert text.index("register(events)") < text.index("prepare(_HERE, events)")
+
+
+def test_archive_carries_the_runtime_package_and_no_build_tooling(tmp_path: Path) -> None:
+    build_archive(tmp_path / "a.pyz")
+    with zipfile.ZipFile(tmp_path / "a.pyz") as archive:
+        names = archive.namelist()
+    assert {n.split("/", 1)[0] for n in names} == {"loadtest"}
+    assert "loadtest/runtime/locust_user.py" in names
+    tooling = ("loadtest/bench/", "loadtest/k8s_manifests.py", "loadtest/metrics/dashboards.py")
+    assert not [n for n in names if n.startswith(tooling)]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from loadtest.bench.analysis import (
+from bench.analysis import (
     capacity,
     error_stats,
     linear_fit,

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from loadtest.bench.cli import _plan, add_bench_arguments
-from loadtest.bench.procs import python_speed
-from loadtest.bench.profile import categorize
-from loadtest.bench.report import headline, render_markdown
+from bench.cli import _plan, add_bench_arguments
+from bench.procs import python_speed
+from bench.profile import categorize
+from bench.report import headline, render_markdown
 
 
 def _q(p50: float, p99: float, mx: float, n: int = 10) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def _level(callers: int) -> dict[str, Any]:
 def _results(quick: bool = False, last_agent_cpu: float = 50.0) -> dict[str, Any]:
     steps = [_step(200, 1.0), _step(500, 3.0), _step(700, 9.0, last_agent_cpu)]
     return {
-        "schema": 1, "command": "python -m loadtest.bench", "quick": quick, "duration_s": 400.0,
+        "schema": 1, "command": "python -m bench", "quick": quick, "duration_s": 400.0,
         "machine": {"date": "2026-01-01T00:00:00+00:00", "cpus": 2, "cpus_usable": 2,
                     "cpu_model": "Test CPU", "python": "3.11.7", "platform": "Linux",
                     "load_average": [0.1, 0.1, 0.1], "load_average_end": [1.0, 0.5, 0.2],
@@ -58,7 +58,7 @@ def _results(quick: bool = False, last_agent_cpu: float = 50.0) -> dict[str, Any
                       "configs": [{"workers": 1, "worker_cpus": [1], "held": 250, "steps": []},
                                   {"workers": 2, "worker_cpus": [1, 0], "held": 500,
                                    "steps": []}]},
-        "agent": {"command": "python -m loadtest.agent_sim.bench", "criteria": "p99 <= 20 ms",
+        "agent": {"command": "python -m bench.agent", "criteria": "p99 <= 20 ms",
                   "max_calls_held_one_core": 1000, "steps": []},
         "cold_start": {"without_pull": {"runs_ms": [900.0], "median_ms": 900.0},
                        "with_pull": {"skipped": "no Blob Storage"}},
@@ -78,7 +78,7 @@ def test_markdown_has_every_section_the_machine_and_the_raw_json() -> None:
                     "## Accuracy", "## CPU and memory", "## Scale-out", "## Agent simulator",
                     "## Cold start", "## What limits"):  # fmt: skip
         assert heading in text
-    assert "Test CPU" in text and "`python -m loadtest.bench`" in text
+    assert "Test CPU" in text and "`python -m bench`" in text
     assert "compare runs) | 5.61 → 4.8 |" in text
     assert "| 500 | 50.0 (12.5) |" in text
     assert "Skipped: no Blob Storage." in text
@@ -150,9 +150,9 @@ def test_agent_section_lists_the_other_caller_audio() -> None:
     step = {"calls": 1500, "cpu_percent": 71.5, "lateness_p50_ms": 1.0, "lateness_p99_ms": 5.0,
             "loop_lag_max_ms": 9.0, "audio_ratio": 1.0, "dropped": 0, "holds": True}  # fmt: skip
     results["agent"]["other_modes"] = {
-        "none": {"command": "python -m loadtest.agent_sim.bench --caller-audio none",
+        "none": {"command": "python -m bench.agent --caller-audio none",
                  "max_calls_held_one_core": 1500, "steps": [step]},
-        "unique": {"command": "python -m loadtest.agent_sim.bench --caller-audio unique",
+        "unique": {"command": "python -m bench.agent --caller-audio unique",
                    "max_calls_held_one_core": 0, "steps": [{**step, "holds": False}]},
     }  # fmt: skip
     text = render_markdown(results)
@@ -176,5 +176,5 @@ def test_python_speed_is_the_best_of_three_in_millions_per_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ticks = iter([0.0, 0.5, 1.0, 1.2, 2.0, 2.4])  # three timings: 0.5 s, 0.2 s, 0.4 s
-    monkeypatch.setattr("loadtest.bench.procs.time.perf_counter", lambda: next(ticks))
+    monkeypatch.setattr("bench.procs.time.perf_counter", lambda: next(ticks))
     assert python_speed(100_000) == 0.5  # 100,000 iterations in the best 0.2 s

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from loadtest.metrics.dashboards import (
+from loadtest.metrics.slo import DEFAULT_SLO
+from tests.unit.exported_metrics import METRIC_NAME, exported
+from tools.dashboards import (
     AZURE_MONITOR_EXPRS,
     DASHBOARDS,
     build_dashboards,
     main,
     render,
 )
-from loadtest.metrics.grafana import GRID_WIDTH
-from loadtest.metrics.slo import DEFAULT_SLO
-from tests.unit.exported_metrics import METRIC_NAME, exported
+from tools.grafana import GRID_WIDTH
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docker" / "grafana" / "dashboards"
 MODELS = build_dashboards()
@@ -39,7 +39,7 @@ def _exprs() -> list[str]:
 def test_committed_file_is_what_the_generator_produces(name: str) -> None:
     path = COMMITTED / name
     assert path.read_text() == render(MODELS[name]), (
-        f"{path} drifted: run `python -m loadtest.metrics.dashboards --out {COMMITTED}`"
+        f"{path} drifted: run `python -m tools.dashboards --out {COMMITTED}`"
     )
 
 
@@ -160,7 +160,7 @@ def test_azure_monitor_queries_are_the_two_documented_exemptions() -> None:
 
 def test_dashboards_import_without_io_libraries() -> None:
     code = (
-        "import sys, loadtest.metrics.dashboards, loadtest.metrics.alerts; "
+        "import sys, tools.dashboards, tools.alerts; "
         "bad = [m for m in ('gevent', 'websocket', 'locust') if m in sys.modules]; "
         "assert not bad, bad"
     )

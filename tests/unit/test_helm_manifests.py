@@ -1,4 +1,4 @@
-"""The pure core of loadtest/k8s_manifests.py: objects from a render, plain relabelling, JSON
+"""The pure core of tools/k8s_manifests.py: objects from a render, plain relabelling, JSON
 patches and the kustomize tree; and the chart's copies of generated files."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from loadtest.k8s_manifests import (
+from tests.conftest import REPO_ROOT
+from tools.k8s_manifests import (
     CHART,
     build_tree,
     chart_copies,
@@ -18,7 +19,6 @@ from loadtest.k8s_manifests import (
     manifest_objects,
     to_plain,
 )
-from tests.conftest import REPO_ROOT
 
 
 def _apply(doc: Any, ops: list[dict[str, Any]]) -> Any:

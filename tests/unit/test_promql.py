@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtest.metrics import promql as q
+from tools import promql as q
 
 
 def test_selector_and_join() -> None:

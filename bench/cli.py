@@ -1,4 +1,4 @@
-"""``python -m loadtest.bench`` / ``voice-loadtest bench`` (edge: orchestrates processes).
+"""``python -m bench`` (edge: orchestrates processes), run from the repository root.
 
 Sections (each can be picked with ``--sections``):
 
@@ -7,7 +7,7 @@ Sections (each can be picked with ``--sections``):
   receive lag. The same run gives **accuracy** (the callers' per-turn log matched against the
   agent's ground truth, per load level) and the **CPU and memory cost** per caller;
 * **scaleout** — 1 and 2 workers against one agent, stepped per worker;
-* **agent** — the simulator's own capacity bench (:mod:`loadtest.agent_sim.bench`);
+* **agent** — the simulator's own capacity bench (:mod:`bench.agent`);
 * **coldstart** — Locust process start until the first frame, with and without an audio pull;
 * **profile** — py-spy samples of a worker at the capacity load (when py-spy is installed).
 
@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench.procs import machine, python_speed, start_agent, stop
-from loadtest.bench.report import render_markdown
-from loadtest.bench.sections import (
+from bench.procs import machine, python_speed, start_agent, stop
+from bench.report import render_markdown
+from bench.sections import (
     AGENT_ARGS,
     Plan,
     agent_section,
@@ -47,7 +47,7 @@ SECTIONS = ("capacity", "scaleout", "agent", "coldstart", "profile")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``bench`` options (``voice-loadtest bench`` and ``python -m loadtest.bench``)."""
+    """The ``python -m bench`` options."""
     parser.add_argument("--quick", action="store_true", help="reduced set, < 2 minutes (CI)")
     parser.add_argument(
         "--out", type=Path, default=Path("docs/benchmarks.md"), help="markdown report to write"
@@ -130,7 +130,7 @@ def run_bench(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {
         "schema": 1,
         "command": getattr(args, "command_line", None)
-        or shlex.join(["voice-loadtest", *sys.argv[1:]]),
+        or shlex.join(["python", "-m", "bench", *sys.argv[1:]]),
         "quick": bool(args.quick),
         "machine": machine(),
         "settings": {
@@ -160,7 +160,7 @@ def run_bench(args: argparse.Namespace) -> int:
         if "agent" in plan.sections:
             results["agent"] = agent_section(plan, cpus, work)
         if "coldstart" in plan.sections:
-            from loadtest.bench.coldstart import measure_cold_start
+            from bench.coldstart import measure_cold_start
 
             agent = start_agent(cpus=None, ground_truth=None, log=work / "agent-cold.log",
                                 args=AGENT_ARGS)  # fmt: skip
@@ -188,12 +188,12 @@ def run_bench(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
-        prog="python -m loadtest.bench",
+        prog="python -m bench",
         description="Benchmark the harness: callers per worker core, accuracy against the "
         "agent's ground truth, CPU and memory per caller, scale-out, agent capacity, cold "
         "start. Writes markdown (--out) and JSON (--json).",
     )
     add_bench_arguments(parser)
     args = parser.parse_args(argv)
-    args.command_line = shlex.join(["python", "-m", "loadtest.bench", *argv])
+    args.command_line = shlex.join(["python", "-m", "bench", *argv])
     return int(args.handler(args))

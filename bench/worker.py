@@ -2,7 +2,7 @@
 
 The benchmark starts this module pinned to one CPU::
 
-    python -m loadtest.bench.worker --url ws://127.0.0.1:PORT/api/v1/media/stream \\
+    python -m bench.worker --url ws://127.0.0.1:PORT/api/v1/media/stream \\
         --pcm-dir audio_cache --steps 50,100,200 --settle-s 4 --step-s 10
 
 It loads and pre-encodes the audio cache once, then, for each step, asks Locust's
@@ -33,7 +33,7 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
-from loadtest.bench.measure import StepWindow, rss_kb, window_result  # noqa: E402
+from bench.measure import StepWindow, rss_kb, window_result  # noqa: E402
 from loadtest.metrics.voice_stats import VoiceStats  # noqa: E402
 from loadtest.runtime.caller import flush_turn_log  # noqa: E402
 from loadtest.runtime.harness import harness_of, option_dest  # noqa: E402
@@ -78,7 +78,7 @@ def _settings(args: argparse.Namespace) -> dict[str, str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.bench.worker")
+    parser = argparse.ArgumentParser(prog="python -m bench.worker")
     parser.add_argument("--url", required=True)
     parser.add_argument("--pcm-dir", required=True)
     parser.add_argument("--steps", required=True, help="comma-separated caller counts")

@@ -28,8 +28,10 @@ from loadtest.procutil import stop_processes as stop
 
 __all__ = [
     "AGENT_PATH",
+    "REPO_ROOT",
     "Agent",
     "Worker",
+    "bench_env",
     "free_port",
     "machine",
     "start_agent",
@@ -38,6 +40,16 @@ __all__ = [
 ]
 
 AGENT_PATH = "/api/v1/media/stream"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The clone the benchmark runs from: ``bench`` is not installed, only ``loadtest`` is."""
+
+
+def bench_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this environment) with :data:`REPO_ROOT` first on ``PYTHONPATH``,
+    so a child started as ``python -m bench.<module>`` finds the package from any folder."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _pin(cpus: set[int] | None) -> Any:
@@ -144,7 +156,7 @@ def start_agent(
 
 @dataclass
 class Worker:
-    """One benchmark caller process (:mod:`loadtest.bench.worker`) and its JSON lines."""
+    """One benchmark caller process (:mod:`bench.worker`) and its JSON lines."""
 
     process: subprocess.Popen[bytes]
     lines: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
@@ -183,14 +195,14 @@ def start_worker(
     turn_log: Path | None = None,
     agent_pid: int | None = None,
 ) -> Worker:
-    """A caller worker stepping through ``steps`` (see :mod:`loadtest.bench.worker`)."""
+    """A caller worker stepping through ``steps`` (see :mod:`bench.worker`)."""
     command = [
-        sys.executable, "-m", "loadtest.bench.worker", "--url", url, "--pcm-dir", str(pcm_dir),
+        sys.executable, "-m", "bench.worker", "--url", url, "--pcm-dir", str(pcm_dir),
         "--steps", ",".join(str(s) for s in steps), "--settle-s", str(settle_s),
         "--step-s", str(step_s),
         *(["--agent-pid", str(agent_pid)] if agent_pid else []),
     ]  # fmt: skip
-    env = dict(os.environ)
+    env = bench_env()
     env.pop("VOICE_LOADTEST_TURN_LOG", None)
     if turn_log is not None:
         env["VOICE_LOADTEST_TURN_LOG"] = str(turn_log)

@@ -50,7 +50,7 @@ section shows what a second one costs the first.
 
 Measured on the 2-vCPU development VM while it was shared with other test runs, the agent
 and the worker each isolated with `chrt -f 10` and pinned to their own vCPU
-(`python -m loadtest.bench.worker`, 10 s windows), old caller → new caller:
+(`python -m bench.worker`, 10 s windows), old caller → new caller:
 
 | callers | worker CPU % | lateness p99 ms | receive lag p99 ms | verdict |
 |---|---|---|---|---|

@@ -1,6 +1,6 @@
 """Generate the README's reference tables from the code, so they cannot drift (edge: files).
 
-``python -m loadtest.docs_tables README.md`` rewrites the block between
+``python -m tools.docs_tables README.md`` rewrites the block between
 ``<!-- settings-table:start -->`` and ``<!-- settings-table:end -->``; a unit test fails when
 the committed README differs from what this produces.
 """

@@ -26,11 +26,13 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from loadtest.bench.procs import free_port, stop
+import loadtest
+from bench.procs import free_port, stop
 
 __all__ = ["measure_cold_start"]
 
-_LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfile.py"
+_LOCUSTFILE = Path(loadtest.__file__).resolve().parent / "locustfile.py"
+"""The packaged locustfile, as ``voice-loadtest locust`` runs it."""
 # The emulator's documented, public development account (not a secret).
 _AZURITE_ACCOUNT = "devstoreaccount1"
 _AZURITE_KEY = (

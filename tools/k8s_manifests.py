@@ -1,6 +1,6 @@
 """Plain Kubernetes manifests (``k8s/``) generated from the Helm chart, kept in sync with it.
 
-``make k8s-manifests`` runs ``python -m loadtest.k8s_manifests``, which
+``make k8s-manifests`` runs ``python -m tools.k8s_manifests``, which
 
 1. copies the generated Grafana dashboards and alert rules into the chart
    (``docker/grafana/dashboards/*.json`` → ``helm/voice-loadtest/dashboards/``,
@@ -344,7 +344,7 @@ def lint(chart: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.k8s_manifests", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.k8s_manifests", description=__doc__)
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
     parser.add_argument("--check", action="store_true", help="exit 1 if a file would change")
     parser.add_argument("--lint", action="store_true", help="lint the chart for every scenario")

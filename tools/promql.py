@@ -1,8 +1,8 @@
 """PromQL over the exporter's metrics (core: pure strings), shared by dashboards and alerts.
 
 One place says how a percentile, a success ratio, an SLO threshold or an SLO status is asked
-of Prometheus, so the Grafana panels (:mod:`loadtest.metrics.dashboards`) and the alert rules
-(:mod:`loadtest.metrics.alerts`) cannot drift apart.
+of Prometheus, so the Grafana panels (:mod:`tools.dashboards`) and the alert rules
+(:mod:`tools.alerts`) cannot drift apart.
 
 ``matchers`` arguments are the inside of a label selector without braces, e.g.
 ``'target=~"$target",scenario=~"$scenario"'`` for dashboards (Grafana template variables) or

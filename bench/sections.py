@@ -1,7 +1,7 @@
 """The benchmark's sections (edge: starts the agent and workers, reads what they report).
 
 Each ``*_section`` function runs one part of ``make bench`` and returns its JSON-ready result;
-:mod:`loadtest.bench.cli` picks them and writes the report.
+:mod:`bench.cli` picks them and writes the report.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench.analysis import (
+from bench.analysis import (
     capacity,
     error_stats,
     linear_fit,
@@ -23,7 +23,7 @@ from loadtest.bench.analysis import (
     pool_steps,
     step_holds,
 )
-from loadtest.bench.procs import start_agent, start_worker, stop
+from bench.procs import bench_env, start_agent, start_worker, stop
 
 __all__ = [
     "AGENT_ARGS",
@@ -265,12 +265,12 @@ def _agent_run(
     plan: Plan, calls: tuple[int, ...], mode: str, cpus: list[int], work: Path
 ) -> dict[str, Any]:
     command = [
-        sys.executable, "-m", "loadtest.agent_sim.bench",
+        sys.executable, "-m", "bench.agent",
         "--calls", ",".join(str(c) for c in calls), "--caller-audio", mode,
         "--step-s", str(plan.agent_step_s), "--settle-s", "2" if len(calls) > 1 else "1",
         "--server-cpu", str(cpus[0]), "--client-cpu", str(cpus[1]),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=bench_env())
     (work / f"agent-bench-{mode}.log").write_text(done.stdout + done.stderr)
     steps = []
     for match in _AGENT_LINE.finditer(done.stdout):
@@ -295,7 +295,7 @@ def _agent_run(
 def profile_section(
     plan: Plan, held: int, pcm_dir: Path, cpus: list[int], work: Path
 ) -> dict[str, Any]:
-    from loadtest.bench.profile import categorize, record
+    from bench.profile import categorize, record
 
     callers = held or plan.steps[0]
     agent = start_agent(cpus={cpus[0]} if len(cpus) >= 2 else None, ground_truth=None,

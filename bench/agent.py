@@ -19,7 +19,7 @@ event-loop lag — its CPU use from ``/proc``, and how much reply audio reached 
 The load client is deliberately cheap (raw asyncio protocol, pre-masked frames, one timer for
 all calls) so that it is not the bottleneck. Run::
 
-    python -m loadtest.agent_sim.bench --calls 250,500,750,1000 --step-s 10
+    python -m bench.agent --calls 250,500,750,1000 --step-s 10
 
 A step "holds" when p99 lateness ≤ 20 ms, the client got ≥ 98 % of the expected audio and no
 call dropped.
@@ -301,7 +301,7 @@ def _start_agent(args: argparse.Namespace) -> tuple[subprocess.Popen[str], int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.agent_sim.bench")
+    parser = argparse.ArgumentParser(prog="python -m bench.agent")
     parser.add_argument("--calls", default="250,500,750,1000", help="comma-separated steps")
     parser.add_argument("--step-s", type=float, default=10.0, help="measurement per step")
     parser.add_argument("--settle-s", type=float, default=3.0, help="wait after ramping a step")
