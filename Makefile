@@ -8,7 +8,7 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
-        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-install helm-run k8s-manifests image wheels compose-up compose-down compose-test bench bench-quick clean
+        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-install helm-run generate check-generated image wheels compose-up compose-down compose-test bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,8 +39,17 @@ test-deps: ## install system packages the integration tests use (idempotent)
 test-integration: venv test-deps ## real servers, processes and engines
 	$(BIN)/pytest tests/integration -q
 
-test: lint types test-deps ## everything CI runs: lint, types, unit and integration tests
+test: lint types check-generated test-deps ## everything CI runs: lint, types, generated files, unit and integration tests
 	$(BIN)/pytest tests -q
+
+# Committed files that derive from code: Grafana dashboards and alert rules (once, in the chart:
+# helm/voice-loadtest/dashboards, rules), the chart schema's settings, the docs' settings table,
+# and k8s/ rendered from the chart, in that order. Edit the generators in tools/, not the output.
+generate: venv ## regenerate every generated file (dashboards, alert rules, settings tables, k8s/)
+	$(BIN)/python -m tools.generate
+
+check-generated: venv ## fail when a generated file differs from its generator (CI)
+	$(BIN)/python -m tools.generate --check
 
 generate_audio: venv ## offline caller audio into $(PCM_DIR) (ENGINE=azure for Azure Speech)
 	$(BIN)/voice-loadtest generate-audio --engine $(or $(ENGINE),espeak) --out "$(PCM_DIR)"
@@ -124,10 +133,7 @@ HELM_VALUES ?=
 HELM_ARGS ?=
 HELM_TIMEOUT ?= 15m
 
-helm-lint: venv ## lint the chart (defaults, presets, ci/*-values.yaml) and check k8s/ is in sync
-	$(BIN)/python -m tools.k8s_manifests --lint --check
-
-k8s-manifests: venv ## regenerate k8s/ (kustomize) and the chart's copies of dashboards, rules, settings
+helm-lint: venv ## lint the chart with Helm's engine (defaults, presets, ci/*-values.yaml)
 	$(BIN)/python -m tools.k8s_manifests
 
 helm-install: ## install/upgrade the chart, interactive master: make helm-install HELM_VALUES="-f my-values.yaml"

@@ -1,20 +1,18 @@
-"""Generate the README's reference tables from the code, so they cannot drift (edge: files).
+"""The docs' reference tables, rendered from the code so they cannot drift (core: pure text).
 
-``python -m tools.docs_tables README.md`` rewrites the block between
-``<!-- settings-table:start -->`` and ``<!-- settings-table:end -->``; a unit test fails when
-the committed README differs from what this produces.
+A generated block sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in a hand-written
+page; :data:`TABLES` says which page holds which block. ``make generate`` (:mod:`tools.generate`)
+rewrites the blocks and leaves the rest of the page alone.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from loadtest.settings import SETTINGS
 
-__all__ = ["render_settings_table", "update_readme"]
-
-_START, _END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+__all__ = ["TABLES", "render_settings_table", "update_blocks"]
 
 
 def render_settings_table() -> str:
@@ -26,13 +24,22 @@ def render_settings_table() -> str:
     return "\n".join(rows)
 
 
-def update_readme(text: str) -> str:
-    """``text`` with the settings block replaced by :func:`render_settings_table`."""
-    head, _, rest = text.partition(_START)
-    _, _, tail = rest.partition(_END)
-    return f"{head}{_START}\n{render_settings_table()}\n{_END}{tail}"
+TABLES: dict[Path, dict[str, Callable[[], str]]] = {
+    Path("README.md"): {"settings-table": render_settings_table},
+}
+"""Page (relative to the repository root) → block name → renderer."""
 
 
-if __name__ == "__main__":
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    path.write_text(update_readme(path.read_text()))
+def update_blocks(text: str, blocks: dict[str, Callable[[], str]], *, page: str) -> str:
+    """``text`` with each named block's body replaced by its renderer's output.
+
+    Raises ``ValueError`` naming ``page`` and the block when a marker is missing, so a page
+    that lost its markers fails loudly instead of silently growing a second table."""
+    for name, render in blocks.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        head, found_start, rest = text.partition(start)
+        _, found_end, tail = rest.partition(end)
+        if not (found_start and found_end):
+            raise ValueError(f"{page} has no {start} … {end} block")
+        text = f"{head}{start}\n{render()}\n{end}{tail}"
+    return text

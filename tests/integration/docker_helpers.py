@@ -318,6 +318,34 @@ class ComposeProject:
         self("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
 
 
+def compose_mounts(service: str) -> dict[Path, Path]:
+    """Container path → host path of ``service``'s bind mounts in docker/docker-compose.yml."""
+    import yaml
+
+    compose = yaml.safe_load((DOCKER_DIR / "docker-compose.yml").read_text())
+    mounts: dict[Path, Path] = {}
+    for volume in compose["services"][service].get("volumes", []):
+        host, container = volume.split(":")[:2]
+        if host.startswith((".", "/")):
+            mounts[Path(container)] = (DOCKER_DIR / host).resolve()
+    return mounts
+
+
+def assemble_mounts(service: str, folder: Path, dest: Path) -> Path:
+    """``service``'s container folder ``folder`` rebuilt under ``dest`` from the host paths
+    compose mounts into it (files and folders copied), so a tool on the host sees what the
+    container sees."""
+    for container, host in compose_mounts(service).items():
+        if container.is_relative_to(folder):
+            target = dest / container.relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if host.is_dir():
+                shutil.copytree(host, target)
+            else:
+                shutil.copy2(host, target)
+    return dest
+
+
 def inspect(name: str) -> dict[str, Any]:
     """``docker inspect`` of one container or image."""
     return dict(json.loads(run(["docker", "inspect", name]).stdout)[0])

@@ -244,24 +244,25 @@ def _api(url: str) -> Any:
 def test_web_ui_stack_is_scraped_by_prometheus_as_compose_wires_it(
     project: Project, tmp_path: Path
 ) -> None:
-    """docker/prometheus/prometheus.yml, run by the host's Prometheus with each compose
-    target (service:port) replaced by where compose published it: every job is up, the alert
-    rules load, and callers started from the web UI show up in Prometheus."""
+    """/etc/prometheus as compose mounts it (docker/prometheus/prometheus.yml and the chart's
+    rules), run by the host's Prometheus with each compose target (service:port) replaced by
+    where compose published it: every job is up, the alert rules load, and callers started
+    from the web UI show up in Prometheus."""
     stack: dh.ComposeProject = project(env={"GREETING": "off", "AGENT_ARGS": FAST_AGENT})
     stack("up", "--detach", "--scale", "worker=2", timeout=180)
     published = {
         "master:9646": stack.published("master", 9646),
         "agent:9647": stack.published("agent", 9647),
     }
-    config = yaml.safe_load((dh.DOCKER_DIR / "prometheus/prometheus.yml").read_text())
+    etc = dh.assemble_mounts("prometheus", Path("/etc/prometheus"), tmp_path / "etc")
+    config = yaml.safe_load((etc / "prometheus.yml").read_text())
     for job in config["scrape_configs"]:
         for group in job["static_configs"]:
             unknown = set(group["targets"]) - set(published)
             assert not unknown, f"{job['job_name']}: compose does not publish {unknown}"
             group["targets"] = [published[t] for t in group["targets"]]
-    config["rule_files"] = [str(dh.DOCKER_DIR / "prometheus" / f) for f in config["rule_files"]]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    process, prometheus = _start_prometheus(tmp_path / "prometheus.yml", tmp_path / "data")
+    (etc / "prometheus.yml").write_text(yaml.safe_dump(config))  # rule_files stay relative
+    process, prometheus = _start_prometheus(etc / "prometheus.yml", tmp_path / "data")
     try:
         web = f"http://{stack.published('master', 8089)}"
         dh.wait_until(lambda: dh.scrape(f"http://{published['master:9646']}/metrics").get(

@@ -25,6 +25,8 @@ from tests.integration.test_helm_render import (
     scenario_values,
 )
 from tools.alerts import alert_groups
+from tools.dashboards import build_dashboards
+from tools.dashboards import render as render_dashboard
 
 _STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 _SELECTOR = {
@@ -179,7 +181,7 @@ def test_service_monitor_and_pod_monitor_select_what_serves_metrics() -> None:
 def test_prometheus_rule_is_the_alert_generator_and_promtool_accepts_it(tmp_path: Path) -> None:
     rendered = render(scenario_values("ci/monitoring-values"))
     groups = rendered.get("PrometheusRule")["spec"]["groups"]
-    assert groups == alert_groups(), "run `make k8s-manifests` (rules/alerts.yml is stale)"
+    assert groups == alert_groups(), "run `make generate` (rules/alerts.yml is stale)"
     promtool = shutil.which("promtool")
     if promtool is None:
         subprocess.run(["bash", str(REPO_ROOT / "scripts/deps/prometheus.sh")], check=False)
@@ -223,21 +225,21 @@ def test_keda_scales_workers_on_callers_from_the_master() -> None:
 
 
 def test_dashboards_ship_as_sidecar_configmaps() -> None:
-    sources = sorted((REPO_ROOT / "docker/grafana/dashboards").glob("*.json"))
+    sources = {name: render_dashboard(model) for name, model in build_dashboards().items()}
     assert sources
     rendered = render(scenario_values("ci/monitoring-values"))
     maps = {
         next(iter(o["data"])): o for o in rendered.objects if "-dashboard-" in o["metadata"]["name"]
     }
-    assert sorted(maps) == [s.name for s in sources]
-    for source in sources:
-        cm = maps[source.name]
+    assert sorted(maps) == sorted(sources)
+    for name, text in sources.items():
+        cm = maps[name]
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert cm["metadata"]["namespace"] == "monitoring"
         assert cm["metadata"]["annotations"] == {"grafana_folder": "Load tests"}
-        assert cm["data"] == {source.name: source.read_text()}
-        assert json.loads(cm["data"][source.name])["uid"]
-        assert len(source.read_bytes()) < 900_000, "ConfigMaps hold at most 1 MiB"
+        assert cm["data"] == {name: text}, "run `make generate`"
+        assert json.loads(cm["data"][name])["uid"]
+        assert len(text.encode()) < 900_000, "ConfigMaps hold at most 1 MiB"
     assert not [
         o
         for o in render({"dashboards": {"enabled": False}}).objects

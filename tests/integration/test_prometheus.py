@@ -35,13 +35,14 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.procutil import free_port
+from tests.integration.docker_helpers import assemble_mounts
 from tools.alerts import alert_rules
 from tools.dashboards import AZURE_MONITOR_EXPRS, build_dashboards
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RULES = REPO_ROOT / "docker" / "prometheus" / "alerts.yml"
+RULES = REPO_ROOT / "helm" / "voice-loadtest" / "rules" / "alerts.yml"
 RULES_TEST = Path(__file__).parent / "prometheus" / "alerts_test.yml"
 GRAFANA_VARIABLES = {"$target": ".*", "$scenario": ".*", "$__rate_interval": "1m"}
 
@@ -327,16 +328,17 @@ def _all_rules() -> set[str]:
     return {rule.name for group in alert_rules().values() for rule in group}
 
 
-def test_promtool_checks_the_generated_rules_and_the_compose_config() -> None:
+def test_promtool_checks_the_generated_rules_and_the_compose_config(tmp_path: Path) -> None:
     done = subprocess.run([_tool("promtool"), "check", "rules", str(RULES)],
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(_all_rules())} rules found" in done.stdout + done.stderr
-    # docker/prometheus/prometheus.yml loads alerts.yml relative to itself
-    config = RULES.parent / "prometheus.yml"
-    done = subprocess.run([_tool("promtool"), "check", "config", str(config)],
+    # /etc/prometheus as docker-compose.yml mounts it: its prometheus.yml finds the chart's rules
+    etc = assemble_mounts("prometheus", Path("/etc/prometheus"), tmp_path / "etc")
+    done = subprocess.run([_tool("promtool"), "check", "config", str(etc / "prometheus.yml")],
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(_all_rules())} rules found" in done.stdout + done.stderr
 
 
 def test_promtool_unit_tests_cover_every_alert() -> None:
