@@ -25,7 +25,7 @@ def render_settings_table() -> str:
 
 
 TABLES: dict[Path, dict[str, Callable[[], str]]] = {
-    Path("README.md"): {"settings-table": render_settings_table},
+    Path("docs/configuration.md"): {"settings-table": render_settings_table},
 }
 """Page (relative to the repository root) → block name → renderer."""
 

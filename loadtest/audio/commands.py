@@ -42,7 +42,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         "--scenarios-file",
         type=Path,
         metavar="YAML",
-        help="extra scenarios (see README: scenario file format)",
+        help="extra scenarios (see docs/audio.md: scenario file format)",
     )
     parser.add_argument("--max-turns", type=int, metavar="N", help="first N turns per scenario")
     parser.add_argument(
