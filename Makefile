@@ -158,8 +158,9 @@ helm-run: ## headless cluster run (master Job) to completion; exits with the SLO
 	echo "helm-run: job/$$job exit code $${code:-unknown} (0 pass, 1 fail, 2 invalid run)"; \
 	exit $${code:-2}
 
+# BENCH_ARGS: e.g. --target-callers-per-core 500 --target-error-p99-ms 2 (judged on the page)
 bench: venv audio ## harness benchmark -> docs/benchmarks.md: capacity/core, accuracy vs ground truth, CPU+memory per caller, scale-out, agent capacity, cold start
-	$(BIN)/python -m bench --out docs/benchmarks.md --json reports/benchmarks.json --pcm-dir "$(PCM_DIR)"
+	$(BIN)/python -m bench --out docs/benchmarks.md --json reports/benchmarks.json --pcm-dir "$(PCM_DIR)" $(BENCH_ARGS)
 
 bench-quick: venv audio ## the benchmark's < 2 min smoke run (CI runs tests/integration/test_bench_quick.py)
 	$(BIN)/python -m bench --quick --out reports/benchmarks-quick.md --json reports/benchmarks-quick.json --pcm-dir "$(PCM_DIR)"

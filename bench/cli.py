@@ -12,8 +12,10 @@ Sections (each can be picked with ``--sections``):
 * **profile** — py-spy samples of a worker at the capacity load (when py-spy is installed).
 
 Writes the results as JSON (``--json``) and as ``--out`` markdown (tables, the machine, the
-command). ``--quick`` runs a reduced set in well under two minutes; CI runs it to keep the
-benchmark from rotting (it never asserts speed).
+command). ``--target-…`` options add a table that judges the run against your own targets.
+``--from-json FILE`` renders ``--out`` from an earlier run's JSON without measuring.
+``--quick`` runs a reduced set in well under two minutes; CI runs it to keep the benchmark
+from rotting (it never asserts speed).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import machine, python_speed, start_agent, stop
-from bench.report import render_markdown
+from bench.report import TARGETS, render_markdown
 from bench.sections import (
     AGENT_ARGS,
     Plan,
@@ -68,7 +70,42 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma list of {', '.join(SECTIONS)} (default: all)",
     )
     parser.add_argument("--logs", type=Path, help="keep process logs and raw files here")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="FILE",
+        help="render --out from an earlier run's --json file instead of measuring",
+    )
+    targets = parser.add_argument_group(
+        "targets", "judged in the report when given (none: the report has no targets table)"
+    )
+    for name, text in TARGETS.items():
+        targets.add_argument(
+            f"--target-{name.replace('_', '-')}",
+            dest=f"target_{name}",
+            type=_positive,
+            metavar="N",
+            help=text.format("N"),
+        )
     parser.set_defaults(handler=run_bench)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def _targets(args: argparse.Namespace) -> dict[str, float]:
+    return {
+        name: value
+        for name in TARGETS
+        if (value := getattr(args, f"target_{name}", None)) is not None
+    }
 
 
 def _audio(pcm_dir: Path, work: Path) -> Path:
@@ -123,7 +160,10 @@ def _plan(args: argparse.Namespace) -> Plan:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    """Run the selected sections; write ``--json`` and ``--out``. Returns 0."""
+    """Run the selected sections; write ``--json`` and ``--out``. Returns 0 (2: an unreadable
+    ``--from-json``)."""
+    if args.from_json is not None:
+        return _render_only(args)
     plan = _plan(args)
     cpus = sorted(os.sched_getaffinity(0))
     started = time.monotonic()
@@ -133,6 +173,7 @@ def run_bench(args: argparse.Namespace) -> int:
         or shlex.join(["python", "-m", "bench", *sys.argv[1:]]),
         "quick": bool(args.quick),
         "machine": machine(),
+        "targets": _targets(args),
         "settings": {
             "steps": list(plan.steps),
             "step_s": plan.step_s,
@@ -182,6 +223,20 @@ def run_bench(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render_markdown(results))
     say(f"done in {results['duration_s']} s: {args.out}" + (f", {args.json}" if args.json else ""))
+    return 0
+
+
+def _render_only(args: argparse.Namespace) -> int:
+    try:
+        results = json.loads(args.from_json.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"bench: error: cannot read {args.from_json}: {exc}", file=sys.stderr)
+        return 2
+    if _targets(args):
+        results["targets"] = _targets(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render_markdown(results))
+    say(f"rendered {args.from_json} into {args.out}")
     return 0
 
 

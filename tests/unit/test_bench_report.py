@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.cli import _plan, add_bench_arguments
+from bench.cli import _plan, _targets, add_bench_arguments, run_bench
 from bench.procs import python_speed
 from bench.profile import categorize
 from bench.report import headline, render_markdown
@@ -74,17 +75,55 @@ def test_headline_quotes_capacity_and_accuracy_at_capacity() -> None:
 
 def test_markdown_has_every_section_the_machine_and_the_raw_json() -> None:
     text = render_markdown(_results())
-    for heading in ("# Benchmarks", "## Machine", "## Targets", "## Capacity",
+    for heading in ("# Benchmarks", "## Machine", "## Capacity",
                     "## Accuracy", "## CPU and memory", "## Scale-out", "## Agent simulator",
                     "## Cold start", "## What limits"):  # fmt: skip
         assert heading in text
+    assert "## Targets" not in text, "no targets given, none judged"
+    assert "(performance.md)" in text
     assert "Test CPU" in text and "`python -m bench`" in text
     assert "compare runs) | 5.61 → 4.8 |" in text
     assert "| 500 | 50.0 (12.5) |" in text
     assert "Skipped: no Blob Storage." in text
     raw = text.split("```json\n", 1)[1].split("\n```", 1)[0]
     assert json.loads(raw)["capacity"]["callers_per_core"] == 500
-    assert "| ≥ 500 real-time callers per worker core (stretch 1,000) | 500 | met |" in text
+
+
+def test_the_targets_judged_are_the_ones_given_on_the_command_line() -> None:
+    args = _args("--target-callers-per-core", "600", "--target-kb-per-caller", "50",
+                 "--target-error-p99-ms", "1.3", "--target-scale-out", "1.9")  # fmt: skip
+    results = {**_results(), "targets": _targets(args)}
+    results["scale_out"]["judged"] = False
+    text = render_markdown(results)
+    assert "| real-time callers per worker core ≥ 600 | 500 | **not met** |" in text
+    assert "| memory per caller ≤ 50 KB | 40.0 KB | met |" in text
+    # the worse of TTFB (1.2) and barge-in (1.4) error p99 at the capacity figure
+    assert (
+        "| TTFB and barge-in error p99 at the capacity figure ≤ 1.3 ms | 1.40 ms | **not met** |"
+        in text
+    )
+    assert "| 2 workers carry ≥ 1.9× the callers of 1 | 2.00× | not judged: needs ≥ 3 CPUs" in text
+    assert "agent simulator" not in text.split("## Targets")[1].split("##")[0]
+
+
+def test_a_target_must_be_a_positive_number() -> None:
+    with pytest.raises(SystemExit):
+        _args("--target-callers-per-core", "0")
+    with pytest.raises(SystemExit):
+        _args("--target-kb-per-caller", "lots")
+
+
+def test_the_page_names_no_project_history() -> None:
+    text = render_markdown({**_results(), "targets": {"callers_per_core": 500.0}})
+    assert "issue" not in text.lower()
+
+
+def test_from_json_renders_an_earlier_run_without_measuring(tmp_path: Path) -> None:
+    raw, out = tmp_path / "bench.json", tmp_path / "page.md"
+    raw.write_text(json.dumps(_results()))
+    assert run_bench(_args("--from-json", str(raw), "--out", str(out))) == 0
+    assert out.read_text() == render_markdown(_results())
+    assert run_bench(_args("--from-json", str(tmp_path / "missing.json"), "--out", str(out))) == 2
 
 
 def test_every_table_row_has_as_many_cells_as_its_header() -> None:
@@ -111,7 +150,7 @@ def test_agent_bound_limit_is_called_out() -> None:
 
 
 def test_quick_runs_do_not_judge_targets() -> None:
-    text = render_markdown(_results(quick=True))
+    text = render_markdown({**_results(quick=True), "targets": {"callers_per_core": 100.0}})
     assert "Not judged" in text and "| met |" not in text
 
 
