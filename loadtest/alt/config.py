@@ -32,8 +32,8 @@ from loadtest.alt.limits import (
     ALT_MAX_DISPLAY_NAME_CHARS,
     ALT_MAX_DURATION_S,
     ALT_MAX_ENGINES,
+    ASSUMED_CALLERS_PER_ENGINE,
     HIGH_SCALE_ENGINES,
-    PLACEHOLDER_CALLERS_PER_ENGINE,
 )
 from loadtest.errors import ConfigError
 from loadtest.settings import SETTINGS
@@ -253,13 +253,13 @@ def _check_load(request: ExportRequest) -> list[str]:
             f"{request.users} callers over {request.engines} engines leaves some engines idle"
         )
     per_engine = math.ceil(request.users / request.engines)
-    if per_engine > PLACEHOLDER_CALLERS_PER_ENGINE:
-        cap = PLACEHOLDER_CALLERS_PER_ENGINE
+    if per_engine > ASSUMED_CALLERS_PER_ENGINE:
+        cap = ASSUMED_CALLERS_PER_ENGINE
         needed = math.ceil(request.users / cap)
         warnings.append(
             f"{per_engine} real-time callers per engine exceeds the {cap} "
-            f"one engine is assumed to sustain (a placeholder until the harness benchmark "
-            f"measures it): use --engines {needed} or more, and watch Engine health in the portal"
+            f"one engine is assumed to carry (one Locust process, one core): use --engines "
+            f"{needed} or more, and watch Engine health in the portal"
         )
     return warnings
 

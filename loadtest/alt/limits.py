@@ -11,7 +11,7 @@ Every number cites the ALT documentation it comes from (Microsoft Learn, *Azure 
 * ``how-to-define-test-criteria`` — the client metrics and aggregates a criterion may use
   (:data:`RESPONSE_TIME_AGGREGATES`); ``error`` takes ``percentage`` with ``>`` only.
 * ``how-to-high-scale-load`` — "We recommend running up to 500 users from a test engine
-  instance" (generic HTTP Locust users; see :data:`PLACEHOLDER_CALLERS_PER_ENGINE`).
+  instance" (generic HTTP Locust users; see :data:`ASSUMED_CALLERS_PER_ENGINE`).
 * The Azure CLI ``load`` extension (``HighScaleThreshold``) warns above 45 engines or 3 hours.
 """
 
@@ -27,10 +27,10 @@ __all__ = [
     "ALT_MAX_ENGINES",
     "ALT_MAX_TEST_CRITERIA",
     "ALT_RECOMMENDED_USERS_PER_ENGINE",
+    "ASSUMED_CALLERS_PER_ENGINE",
     "DEFAULT_LIMITS",
     "ERROR_AGGREGATES",
     "HIGH_SCALE_ENGINES",
-    "PLACEHOLDER_CALLERS_PER_ENGINE",
     "RESPONSE_TIME_AGGREGATES",
     "AltLimits",
 ]
@@ -58,14 +58,15 @@ ALT_MAX_DISPLAY_NAME_CHARS = 50
 ALT_RECOMMENDED_USERS_PER_ENGINE = 500
 """ALT's own recommendation for (HTTP) Locust users per engine instance."""
 
-PLACEHOLDER_CALLERS_PER_ENGINE = 250
-"""Real-time callers one ALT engine is assumed to sustain — a PLACEHOLDER, not a measurement.
+ASSUMED_CALLERS_PER_ENGINE = 250
+"""Real-time callers one ALT engine is assumed to carry (the export warns above it).
 
 ALT runs Locust in local (standalone) mode: one Python process, so effectively one core per
 engine whatever the VM has. Each caller streams a 20 ms frame every 20 ms and keeps a
 real-time schedule, which costs far more than an HTTP user, so ALT's 500-user advice does not
-apply. 250 is a conservative guess until the harness benchmark (``make bench``) measures
-callers per core at acceptable frame lateness; replace this constant with that number.
+apply. 250 is a conservative share of what one core carries in ``docs/benchmarks.md``
+(``make bench``); an engine's CPU is not the benchmark machine's, so it stays an assumption
+that the portal's Engine health confirms or refutes.
 """
 
 RESPONSE_TIME_AGGREGATES = frozenset(

@@ -1,7 +1,7 @@
 """The conversation core (sans-I/O): turn plan, frame schedule, TTFB, barge-in, turn outcome.
 
 Pure Python: no clocks, no sleeping, no sockets, no gevent, no websocket-client, no Locust.
-The edge passes monotonic instants (``time.perf_counter_ns()``) and classified inbound
+The edge passes monotonic instants (``time.monotonic_ns()``) and classified inbound
 messages (:class:`~loadtest.protocols.base.Inbound`) in, and gets frames to send and
 measurement records out.
 
@@ -22,7 +22,7 @@ Per caller::
     plan = build_plan(choose_scenario(scenarios, rng), config, rng)
     conv = Conversation(plan, config)
     conv.start(t_up, connect_started_ns=t_connect)
-    ...  # frames_due / sent (sender), receive (receiver), events, closed — see engine
+    ...  # frames_due / sent (scheduler), receive (read callback), events, closed — see engine
     # after conv.done: close the socket; on a drop, wait backoff.delay_ms(attempt, rng) and
     # run a new Conversation on a new connection.
 """

@@ -1,23 +1,23 @@
 """The per-caller conversation state machine (sans-I/O): what to send when, what it measured.
 
 One :class:`Conversation` per WebSocket connection. It never reads a clock, sleeps or touches
-a socket: every method takes the monotonic instant (``time.perf_counter_ns()`` at the edge)
-at which something happened. Call order, for the edge::
+a socket: every method takes the monotonic instant (``time.monotonic_ns()`` at the edge) at
+which something happened. Call order, for the edge (:mod:`loadtest.runtime.caller` is the one
+that drives it)::
 
     conv = Conversation(plan, config)          # plan = build_plan(choose_scenario(...), ...)
-    # connect; on success, with the upgrade's start and end instants:
-    conv.start(now_ns, connect_started_ns=t)   # before the receiver starts reading
-    # receiver greenlet, for every message, the moment it is read:
-    conv.receive(protocol.classify(msg), perf_counter_ns())
-    # sender greenlet:
-    while not conv.done:
-        sleep_until(conv.next_deadline_ns())
-        for frame in conv.frames_due(perf_counter_ns()):
-            ws.send(encoded[frame])            # UTTERANCE: frame.audio_key/frame.index
-            conv.sent(frame, perf_counter_ns())  # every frame, in order, right after sending
-        forward(conv.events())                 # Samples → events.request; reports → histograms
-    # when the connection drops (either greenlet), once:
-    conv.closed(perf_counter_ns(), code, reason); forward(conv.events())
+    # connect; on success, with the upgrade's start instant:
+    conv.start(now_ns, connect_started_ns=t)   # before the first message is read
+    # for every message, in the socket's readiness callback, stamped when its read returned:
+    conv.receive(protocol.classify(msg), arrival_ns)
+    # when the frame scheduler wakes for this call (at conv.next_deadline_ns()):
+    for frame in conv.frames_due(monotonic_ns()):
+        send(encoded[frame])                   # UTTERANCE: frame.audio_key/frame.index
+        conv.sent(frame, monotonic_ns())       # every frame, in order, right after sending
+    forward(conv.events())                     # Samples → events.request; reports → stats
+    # when the connection drops (a failed send or a close read), once:
+    conv.closed(monotonic_ns(), code, reason); forward(conv.events())
+    # the call is over when conv.next_deadline_ns() is None (conv.done)
 
 Rules the edge keeps: ``start`` first; ``sent`` for every frame ``frames_due`` returned, in
 order, before calling ``frames_due`` again (``RuntimeError`` otherwise); ``receive`` gets the
@@ -31,9 +31,10 @@ The caller streams continuously on one grid anchored at ``start``: slot n is due
 grid: ``frames_due`` returns every frame whose deadline has passed, each with its own
 ``due_ns`` (send them back to back). Before turn 0 (waiting for / hearing the greeting) and
 after each turn's recording, slots carry comfort-noise TAIL frames until the next turn
-starts (when: :mod:`loadtest.conversation.handoff`). Both greenlets call into the same
-object; under gevent they never run at once, so no lock is needed. ``events()`` may be
-drained by either (the receiver's ``receive`` decides TTFB and barge-in samples too).
+starts (when: :mod:`loadtest.conversation.handoff`). The receive callback and the scheduler
+both call into the same object; under gevent they run on one event loop and never at once,
+so no lock is needed. ``events()`` may be drained after either (``receive`` decides TTFB and
+barge-in samples too).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Conversation:
         """The connection is up at ``now_ns``: anchor the frame grid and the greeting clock.
 
         With ``connect_started_ns`` (when the connect attempt began) a ``connect`` Sample of
-        ``now_ns − connect_started_ns`` is emitted. Call once, before the receiver starts.
+        ``now_ns − connect_started_ns`` is emitted. Call once, before the first message is read.
         """
         if self._started:
             raise RuntimeError("Conversation.start() was already called")

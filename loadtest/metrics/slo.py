@@ -9,7 +9,7 @@ Verdicts and exit codes:
   itself was saturated (frame lateness p99, receive lag p99 or worker CPU over the harness
   limits), so slow numbers may be the harness's, not the agent's.
 
-Defaults are the seed project's performance targets. Override them with a YAML file::
+The defaults, and the file that overrides them (YAML)::
 
     ttfb_p95_ms:        {target: 2000, acceptable: 3000}
     barge_in_p95_ms:    {target: 500,  acceptable: 1000}

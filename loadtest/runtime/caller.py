@@ -1,4 +1,4 @@
-"""One simulated call over a real WebSocket: the greenlets around the conversation core (edge).
+"""One simulated call over a real WebSocket: the I/O around the conversation core (edge).
 
 :class:`CallDriver` (run by each Locust user) connects with capped, jittered retries, waits a
 random fraction of a frame (so a worker's callers are spread over the frame period instead of

@@ -20,7 +20,7 @@ from loadtest.alt.config import (
     validate_test_id,
 )
 from loadtest.alt.criteria import map_slo
-from loadtest.alt.limits import PLACEHOLDER_CALLERS_PER_ENGINE
+from loadtest.alt.limits import ASSUMED_CALLERS_PER_ENGINE
 from loadtest.errors import ConfigError
 from loadtest.metrics.slo import DEFAULT_SLO
 
@@ -125,14 +125,14 @@ def test_high_scale_and_idle_engines_warn() -> None:
     assert any("idle" in w for w in warnings)
 
 
-def test_callers_per_engine_over_the_placeholder_capacity_warn_with_the_fix() -> None:
-    cap = PLACEHOLDER_CALLERS_PER_ENGINE
+def test_callers_per_engine_over_the_assumed_capacity_warn_with_the_fix() -> None:
+    cap = ASSUMED_CALLERS_PER_ENGINE
     _, warnings = _check(engines=2, users=2 * cap)
     assert not any("per engine" in w for w in warnings)
     _, warnings = _check(engines=2, users=2 * cap + 1)
     (warning,) = [w for w in warnings if "per engine" in w]
     assert f"{cap + 1} real-time callers per engine" in warning
-    assert "placeholder" in warning and "--engines 3" in warning
+    assert "assumed to carry" in warning and "--engines 3" in warning
 
 
 @pytest.mark.parametrize(("field", "value"), [("users", 0), ("spawn_rate", 0.0)])
