@@ -93,7 +93,6 @@ def window_result(
     delta = VoiceStats()
     delta.merge(stats.take_delta())
     lateness = delta.histograms["frame_lateness_ms"]
-    counters = delta.counters
     target = callers * elapsed_s * 1000 / chunk_ms
     ttfb = delta.histograms["ttfb_ms"].summary()
     return {
@@ -115,8 +114,8 @@ def window_result(
         "receive_lag_hist": delta.histograms["receive_lag_ms"].serialize(),
         "rss_kb": rss_kb(),
         "ttfb_ms": {"count": ttfb.count, "p50": ttfb.p50, "p99": ttfb.p99},
-        "turns": counters.get("turns", 0),
-        "turns_ok": counters.get("turns_ok", 0),
-        "calls_connected": counters.get("calls_connected", 0),
+        "turns": delta.total("turns"),
+        "turns_ok": delta.total("turns_ok"),
+        "calls_connected": delta.total("calls_connected"),
         "errors": dict(delta.errors),
     }

@@ -26,12 +26,14 @@ from prometheus_client.registry import Collector
 
 from loadtest.metrics.histogram import Histogram
 from loadtest.metrics.slo import SloConfig
-from loadtest.metrics.voice_stats import VoiceStats
+from loadtest.metrics.voice_stats import COUNTERS, VoiceStats
 
 __all__ = [
+    "COUNTER_METRICS",
     "HISTOGRAM_METRICS",
     "LATENCY_BUCKETS_S",
     "LATENESS_BUCKETS_S",
+    "OUTCOME_METRICS",
     "SHORT_BUCKETS_S",
     "AzureMonitorValue",
     "RequestRow",
@@ -136,6 +138,27 @@ HISTOGRAM_METRICS: Mapping[str, tuple[str, tuple[float, ...], str]] = {
 }
 
 
+COUNTER_METRICS: Mapping[str, str] = {
+    "calls": "voice_loadtest_calls",
+    "frames_sent": "voice_loadtest_frames_sent",
+    "frames_received": "voice_loadtest_frames_received",
+    "reconnects": "voice_loadtest_reconnects",
+}
+"""Declared counter (:data:`~loadtest.metrics.voice_stats.COUNTERS`, whose help it takes) →
+Prometheus counter labelled ``target`` (the client adds ``_total``)."""
+
+OUTCOME_METRICS: Mapping[str, tuple[str, str, str]] = {
+    "voice_loadtest_connects": (
+        "connect_attempts",
+        "calls_connected",
+        "WebSocket connect attempts by outcome.",
+    ),
+    "voice_loadtest_barge_ins": ("barge_attempts", "barge_ok", "Barge-in attempts by outcome."),
+}
+"""Prometheus counter with ``outcome`` ok/failed → (attempts counter, ok counter, help).
+``voice_loadtest_turns`` is the same per scenario, from ``turns`` and ``turns_ok``."""
+
+
 def target_label(url: str) -> str:
     """The agent URL as a label: scheme://host:port/path, no query, fragment or userinfo."""
     if not url:
@@ -211,57 +234,38 @@ def _histograms(snap: Snapshot) -> Iterator[Metric]:
 
 
 def _counters(snap: Snapshot) -> Iterator[Metric]:
-    c, target = snap.stats.counters, snap.target
-
-    def counter(name: str, doc: str, value: int) -> CounterMetricFamily:
-        family = CounterMetricFamily(name, doc, labels=["target"])
-        family.add_metric([target], float(value))
-        return family
-
-    yield counter("voice_loadtest_calls", "Calls placed.", c.get("calls", 0))
-    yield counter(
-        "voice_loadtest_frames_sent", "Caller audio frames sent.", c.get("frames_sent", 0)
-    )
-    yield counter(
-        "voice_loadtest_frames_received", "Agent messages received.", c.get("frames_received", 0)
-    )
-    yield counter(
-        "voice_loadtest_reconnects",
-        "Connect retries after a failed attempt.",
-        c.get("reconnects", 0),
-    )
-    connects = CounterMetricFamily(
-        "voice_loadtest_connects", "WebSocket connect attempts.", labels=["target", "outcome"]
-    )
-    ok = c.get("calls_connected", 0)
-    connects.add_metric([target, "ok"], float(ok))
-    connects.add_metric([target, "failed"], float(c.get("connect_attempts", 0) - ok))
-    yield connects
+    stats, target = snap.stats, snap.target
+    for key, name in COUNTER_METRICS.items():
+        family = CounterMetricFamily(name, _help(COUNTERS[key].help), labels=["target"])
+        family.add_metric([target], float(stats.total(key)))
+        yield family
+    for name, (attempts, ok, doc) in OUTCOME_METRICS.items():
+        family = CounterMetricFamily(name, doc, labels=["target", "outcome"])
+        good = stats.total(ok)
+        family.add_metric([target, "ok"], float(good))
+        family.add_metric([target, "failed"], float(stats.total(attempts) - good))
+        yield family
     turns = CounterMetricFamily(
         "voice_loadtest_turns",
         "Conversation turns by outcome.",
         labels=["target", "scenario", "outcome"],
     )
-    for key, value in sorted(c.items()):
-        if key.startswith("turns@"):
-            scenario = key.split("@", 1)[1]
-            good = c.get(f"turns_ok@{scenario}", 0)
-            turns.add_metric([target, scenario, "ok"], float(good))
-            turns.add_metric([target, scenario, "failed"], float(value - good))
+    answered = stats.per_scenario("turns_ok")
+    for scenario, ended in stats.per_scenario("turns").items():
+        good = answered.get(scenario, 0)
+        turns.add_metric([target, scenario, "ok"], float(good))
+        turns.add_metric([target, scenario, "failed"], float(ended - good))
     yield turns
-    barges = CounterMetricFamily(
-        "voice_loadtest_barge_ins", "Barge-in attempts by outcome.", labels=["target", "outcome"]
-    )
-    barge_ok = c.get("barge_ok", 0)
-    barges.add_metric([target, "ok"], float(barge_ok))
-    barges.add_metric([target, "failed"], float(c.get("barge_attempts", 0) - barge_ok))
-    yield barges
     errors = CounterMetricFamily(
         "voice_loadtest_errors", "Failures by stable error name.", labels=["target", "error"]
     )
-    for name, value in sorted(snap.stats.errors.items()):
+    for name, value in sorted(stats.errors.items()):
         errors.add_metric([target, name], float(value))
     yield errors
+
+
+def _help(text: str) -> str:
+    return text[0].upper() + text[1:] + "."
 
 
 def _run_state(snap: Snapshot) -> Iterator[Metric]:
@@ -288,11 +292,10 @@ def _run_state(snap: Snapshot) -> Iterator[Metric]:
     for worker, percent in sorted(snap.worker_cpu_percent.items()):
         cpu.add_metric([worker], percent)
     yield cpu
-    c = snap.stats.counters
     factor = GaugeMetricFamily(
         "voice_loadtest_realtime_factor", "Audio time streamed / wall time taken (1 = real time)."
     )
-    due, actual = c.get("stream_due_us", 0), c.get("stream_actual_us", 0)
+    due, actual = snap.stats.total("stream_due_us"), snap.stats.total("stream_actual_us")
     factor.add_metric([], due / actual if actual else 1.0)
     yield factor
 

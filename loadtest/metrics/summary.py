@@ -62,18 +62,18 @@ def _brief(histogram: Histogram) -> dict[str, Any]:
 
 def timeline_entry(window: VoiceStats, *, t_s: float, users: int, cpu: float) -> dict[str, Any]:
     """One point of the run's timeline from the stats of one window (counts are per window)."""
-    c = window.counters
+    c = window.total
     lateness = window.histograms["frame_lateness_ms"].summary()
     return {
         "t_s": round(t_s, 1),
         "users": users,
         "ttfb_ms": _brief(window.histograms["ttfb_ms"]),
         "barge_in_ms": _brief(window.histograms["barge_in_ms"]),
-        "connection_success": _ratio(c.get("calls_connected", 0), c.get("connect_attempts", 0)),
-        "turn_success": _ratio(c.get("turns_ok", 0), c.get("turns", 0)),
-        "barge_in_success": _ratio(c.get("barge_ok", 0), c.get("barge_attempts", 0)),
-        "turns": c.get("turns", 0),
-        "calls": c.get("calls", 0),
+        "connection_success": _ratio(c("calls_connected"), c("connect_attempts")),
+        "turn_success": _ratio(c("turns_ok"), c("turns")),
+        "barge_in_success": _ratio(c("barge_ok"), c("barge_attempts")),
+        "turns": c("turns"),
+        "calls": c("calls"),
         "frame_lateness_ms": {"p50": _r(lateness.p50, 3), "p99": _r(lateness.p99, 3)},
         "worker_cpu_max": round(cpu, 1),
     }
@@ -89,29 +89,29 @@ def build_summary(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Summarise merged ``stats`` and judge them against ``slo``."""
-    c = stats.counters
+    c = stats.total
     metrics = {
         name: _rounded(stats.histograms[name].summary().as_dict()) for name in SUMMARY_METRICS
     }
     lateness = stats.histograms["frame_lateness_ms"].summary()
     lag = stats.histograms["receive_lag_ms"].summary()
-    due_us, actual_us = c.get("stream_due_us", 0), c.get("stream_actual_us", 0)
+    due_us, actual_us = c("stream_due_us"), c("stream_actual_us")
     summary: dict[str, Any] = {
         "metrics": metrics,
         "rates": {
-            "connection_success": _ratio(c.get("calls_connected", 0), c.get("connect_attempts", 0)),
-            "turn_success": _ratio(c.get("turns_ok", 0), c.get("turns", 0)),
-            "barge_in_success": _ratio(c.get("barge_ok", 0), c.get("barge_attempts", 0)),
+            "connection_success": _ratio(c("calls_connected"), c("connect_attempts")),
+            "turn_success": _ratio(c("turns_ok"), c("turns")),
+            "barge_in_success": _ratio(c("barge_ok"), c("barge_attempts")),
         },
         "counts": {
-            "calls": c.get("calls", 0),
-            "connect_attempts": c.get("connect_attempts", 0),
-            "turns": c.get("turns", 0),
-            "turns_ok": c.get("turns_ok", 0),
-            "barge_attempts": c.get("barge_attempts", 0),
-            "frames_sent": c.get("frames_sent", 0),
-            "frames_received": c.get("frames_received", 0),
-            "reconnects": c.get("reconnects", 0),
+            "calls": c("calls"),
+            "connect_attempts": c("connect_attempts"),
+            "turns": c("turns"),
+            "turns_ok": c("turns_ok"),
+            "barge_attempts": c("barge_attempts"),
+            "frames_sent": c("frames_sent"),
+            "frames_received": c("frames_received"),
+            "reconnects": c("reconnects"),
             "failures": dict(sorted(stats.errors.items())),
         },
         "harness": {

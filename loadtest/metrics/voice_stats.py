@@ -1,21 +1,27 @@
 """Per-process voice measurements that merge across workers (core: pure data).
 
 :class:`VoiceStats` holds one :class:`~loadtest.metrics.histogram.Histogram` per latency
-(milliseconds) and plain counters. A worker records into it, ships :meth:`take_delta` in
-Locust's ``report_to_master`` and starts a fresh delta; the master :meth:`merge`\\ s each
-payload in ``worker_report``. Because only deltas travel and buckets are fixed, the master's
-totals are exactly the sum of what every worker recorded, including workers that joined late
-or have since gone (their last report stays counted).
+(milliseconds) and the counters, both declared once here: :data:`HISTOGRAMS` and
+:data:`COUNTERS` are what the recording side (:mod:`loadtest.conversation.tally`) and the
+reading side (summary, exposition) agree on, and a name that is not declared raises
+``KeyError`` on either side instead of reading as 0.
+
+A worker records into it, ships :meth:`take_delta` in Locust's ``report_to_master`` and
+starts a fresh delta; the master :meth:`merge`\\ s each payload in ``worker_report``. Because
+only deltas travel and buckets are fixed, the master's totals are exactly the sum of what
+every worker recorded, including workers that joined late or have since gone (their last
+report stays counted).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from loadtest.metrics.histogram import Histogram
 
-__all__ = ["BY_SCENARIO", "HISTOGRAMS", "VoiceStats"]
+__all__ = ["BY_SCENARIO", "COUNTERS", "HISTOGRAMS", "Counter", "VoiceStats"]
 
 HISTOGRAMS: Mapping[str, tuple[float, str]] = {
     "ttfb_ms": (1.0, "first agent audio after the caller's end of speech"),
@@ -34,15 +40,54 @@ BY_SCENARIO = frozenset({"ttfb_ms", "barge_in_ms", "turn_ms"})
 """Histograms also kept per scenario (for the exporter's ``scenario`` label)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """A declared counter: what it counts, and whether it is also kept per ``scenario``."""
+
+    help: str
+    by_scenario: bool = False
+
+
+COUNTERS: Mapping[str, Counter] = {
+    "calls": Counter("calls placed (one per caller conversation, connected or not)"),
+    "connect_attempts": Counter("WebSocket connect attempts, retries included"),
+    "calls_connected": Counter("connect attempts whose upgrade completed"),
+    "reconnects": Counter("connect retries after a failed attempt"),
+    "turns": Counter("turns that ended, by scenario", by_scenario=True),
+    "turns_ok": Counter("turns the agent answered in time, by scenario", by_scenario=True),
+    "barge_attempts": Counter("barge-ins the caller made"),
+    "barge_ok": Counter("barge-ins the agent honoured"),
+    "frames_sent": Counter("caller audio frames sent"),
+    "frames_received": Counter("agent messages received"),
+    "stream_due_us": Counter("audio time streamed (µs): frames sent × frame length"),
+    "stream_actual_us": Counter("wall time the streaming took (µs), first due to last sent"),
+    "closes_ignored": Counter("benign closes not counted as failures (WS_IGNORE_CLOSE_...)"),
+    "inbound_malformed": Counter("agent messages the protocol could not parse"),
+    "stray_audio_frames": Counter("agent audio outside the greeting, answers and talk-over"),
+    "barge_skipped": Counter("scheduled barge-ins with nothing left to interrupt"),
+    "greeting_absent": Counter("calls with no greeting within the greeting timeout"),
+}
+"""Counter name → :class:`Counter`. The realtime factor is ``stream_due_us`` over
+``stream_actual_us`` (1.0 = real time)."""
+
+
+def _counter(name: str) -> Counter:
+    try:
+        return COUNTERS[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a declared counter (voice_stats.COUNTERS)") from None
+
+
 class VoiceStats:
     """Histograms and counters of one process (worker delta, or the master's merged total)."""
 
-    __slots__ = ("by_scenario", "counters", "cpu_max", "errors", "histograms")
+    __slots__ = ("by_scenario", "counters", "cpu_max", "errors", "histograms", "scenario_counters")
 
     def __init__(self) -> None:
         self.histograms = {name: Histogram(width) for name, (width, _) in HISTOGRAMS.items()}
         self.by_scenario: dict[tuple[str, str], Histogram] = {}
-        self.counters: dict[str, int] = {}
+        self.counters: dict[str, int] = {}  # totals; read them with total()
+        self.scenario_counters: dict[tuple[str, str], int] = {}  # (counter, scenario) → n
         self.errors: dict[str, int] = {}
         self.cpu_max = 0.0
 
@@ -57,8 +102,28 @@ class VoiceStats:
                 histogram = self.by_scenario[key] = Histogram(HISTOGRAMS[name][0])
             histogram.record(value_ms)
 
-    def count(self, name: str, n: int = 1) -> None:
+    def count(self, name: str, n: int = 1, scenario: str = "") -> None:
+        """Add ``n`` to the counter ``name`` (one of :data:`COUNTERS`, else ``KeyError``), and
+        to its per-scenario twin when the counter is kept by scenario and ``scenario`` given."""
+        spec = _counter(name)
         self.counters[name] = self.counters.get(name, 0) + n
+        if scenario and spec.by_scenario:
+            key = (name, scenario)
+            self.scenario_counters[key] = self.scenario_counters.get(key, 0) + n
+
+    def total(self, name: str) -> int:
+        """The counter ``name`` (one of :data:`COUNTERS`, else ``KeyError``); 0 if never
+        counted."""
+        _counter(name)
+        return self.counters.get(name, 0)
+
+    def per_scenario(self, name: str) -> dict[str, int]:
+        """Scenario → count of the counter ``name``, which must be kept by scenario."""
+        if not _counter(name).by_scenario:
+            raise KeyError(f"{name!r} is not kept per scenario")
+        return {
+            sc: n for (counter, sc), n in sorted(self.scenario_counters.items()) if counter == name
+        }
 
     def error(self, name: str, n: int = 1) -> None:
         """Count a failure by its stable error name (``ttfb_timeout``, ``connect_refused``…)."""
@@ -72,6 +137,7 @@ class VoiceStats:
             "histograms": {name: h.serialize() for name, h in self.histograms.items()},
             "by_scenario": [[n, sc, h.serialize()] for (n, sc), h in self.by_scenario.items()],
             "counters": dict(self.counters),
+            "scenario_counters": [[n, sc, v] for (n, sc), v in self.scenario_counters.items()],
             "errors": dict(self.errors),
             "cpu_max": self.cpu_max,
         }
@@ -83,6 +149,7 @@ class VoiceStats:
             histogram.reset()
         self.by_scenario.clear()
         self.counters.clear()
+        self.scenario_counters.clear()
         self.errors.clear()
         # cpu_max is a maximum, not a sum: keep it so every report carries the run's peak.
         return payload
@@ -98,8 +165,15 @@ class VoiceStats:
                 if key not in self.by_scenario:
                     self.by_scenario[key] = Histogram(HISTOGRAMS[name][0])
                 self.by_scenario[key].merge(histogram)
+        # A counter this version does not declare (a worker of another version) is skipped,
+        # like an unknown histogram: merging must not take the master down.
         for name, n in payload.get("counters", {}).items():
-            self.count(name, int(n))
+            if name in COUNTERS:
+                self.counters[name] = self.counters.get(name, 0) + int(n)
+        for name, scenario, n in payload.get("scenario_counters", []):
+            if name in COUNTERS and COUNTERS[name].by_scenario:
+                key = (str(name), str(scenario))
+                self.scenario_counters[key] = self.scenario_counters.get(key, 0) + int(n)
         for name, n in payload.get("errors", {}).items():
             self.error(name, int(n))
         self.note_cpu(float(payload.get("cpu_max", 0.0)))

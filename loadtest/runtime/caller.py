@@ -15,9 +15,14 @@ opening messages, starts the conversation and then:
   ``frames_due``, one non-blocking send of the pre-encoded frame, then ``sent`` with the
   instant the send returned (the engine's call order, unchanged).
 
-Measurements leave through a :class:`Sink` (the Locust plugin): request samples in
-milliseconds, histograms and counters. A failing call is a measurement, never an exception.
-``time.monotonic_ns`` is the same clock the agent simulator's ground truth uses.
+What the measurements mean for the run's numbers is decided in the core
+(:class:`~loadtest.conversation.tally.Tally`); they leave through a :class:`Sink` (the Locust
+plugin): request samples in milliseconds, histograms and counters. A failing call is a
+measurement, never an exception. ``time.monotonic_ns`` is the same clock the agent
+simulator's ground truth uses.
+
+The socket is behind :class:`Transport` (:class:`WebSocketTransport` in production), so the
+driver runs against an in-memory fake in unit tests.
 
 ``VOICE_LOADTEST_TURN_LOG=FILE`` turns on the per-turn JSONL log (:mod:`.turnlog`).
 """
@@ -28,6 +33,7 @@ import gc
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import gevent
@@ -36,16 +42,14 @@ from gevent.event import Event
 from loadtest.conversation import (
     Conversation,
     ConversationConfig,
-    Failure,
     FrameKind,
-    Metric,
     ReconnectBackoff,
-    Sample,
     TurnReport,
     build_plan,
     choose_scenario,
 )
 from loadtest.conversation.marks import MarkEchoes
+from loadtest.conversation.tally import RequestSample, Tally
 from loadtest.metrics.voice_stats import VoiceStats
 from loadtest.protocols.caller_api import CallStream
 from loadtest.runtime.library import AudioLibrary
@@ -54,7 +58,7 @@ from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport
 from loadtest.runtime.turnlog import TURN_LOG_ENV, TurnLog
 from loadtest.settings import CallerSettings
 
-__all__ = ["CallDriver", "Sink", "flush_turn_log"]
+__all__ = ["CallDriver", "Sink", "Transport", "flush_turn_log"]
 
 _phase_rng = random.Random()  # frame phase only: never draws from a caller's scenario rng
 
@@ -65,6 +69,38 @@ class Sink(Protocol):
     stats: VoiceStats
 
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None: ...
+
+
+class Transport(Protocol):
+    """One call's connection, as the driver uses it (see :class:`WebSocketTransport`).
+
+    ``connect`` raises :class:`ConnectFailed`; after it, sends raise :class:`Closed` once the
+    connection is gone. ``start_receiving`` delivers inbound messages from the event loop
+    with the instant each read returned; its callbacks must not block.
+    """
+
+    call_id: str
+
+    def connect(self, url: str, timeout_s: float) -> None: ...
+
+    def send(self, message: str | bytes) -> None:
+        """Send and wait until the connection took it (may yield)."""
+        ...
+
+    def send_nowait(self, message: str | bytes) -> None:
+        """Send without ever yielding (queues what cannot go at once)."""
+        ...
+
+    def start_receiving(
+        self,
+        on_messages: Callable[[int, list[str | bytes]], None],
+        on_closed: Callable[[Closed], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None: ...
+
+    def close(self, code: int = 1000) -> None:
+        """Close politely; never raises."""
+        ...
 
 
 class _Call:
@@ -90,7 +126,7 @@ class _Stream:
     def __init__(
         self,
         driver: CallDriver,
-        transport: WebSocketTransport,
+        transport: Transport,
         conversation: Conversation,
         call_stream: CallStream,
         marks: MarkEchoes | None,
@@ -200,7 +236,9 @@ def flush_turn_log() -> None:
 
 
 class CallDriver:
-    """Runs calls for one simulated caller. Not shared between callers."""
+    """Runs calls for one simulated caller. Not shared between callers.
+
+    ``transport`` makes one connection per attempt (default: a real WebSocket)."""
 
     def __init__(
         self,
@@ -209,6 +247,7 @@ class CallDriver:
         config: ConversationConfig,
         sink: Sink,
         rng: random.Random,
+        transport: Callable[[CallerSettings], Transport] = WebSocketTransport,
     ) -> None:
         _process_start_up()
         self.settings = settings
@@ -217,36 +256,33 @@ class CallDriver:
         self.sink = sink
         self.rng = rng
         self.backoff = ReconnectBackoff()
+        self.tally = Tally(sink.stats, per_turn_stats=settings.per_turn_stats)
+        self.new_transport = transport
 
     # ------------------------------------------------------------------ connect
-    def _connect(self) -> tuple[WebSocketTransport, int] | None:
-        stats = self.sink.stats
+    def _connect(self) -> tuple[Transport, int] | None:
+        tally = self.tally
         timeout_s = min(10.0, self.settings.first_byte_timeout_ms / 1000 + 5)
         for attempt in range(self.settings.reconnect_max + 1):
             if attempt:
-                stats.count("reconnects")
                 gevent.sleep(self.backoff.delay_ms(attempt - 1, self.rng) / 1000)
-            transport = WebSocketTransport(self.settings)
+            tally.connect_attempt(retry=attempt > 0)
+            transport = self.new_transport(self.settings)
             started = time.monotonic_ns()
-            stats.count("connect_attempts")
             try:
                 transport.connect(self.settings.ws_url, timeout_s)
             except ConnectFailed as exc:
                 elapsed_ms = (time.monotonic_ns() - started) / 1e6
-                stats.error(exc.error)
-                self.sink.sample(Metric.CONNECT.value, elapsed_ms, exc.error, exc.detail)
+                self._emit([tally.connect_failed(exc.error, exc.detail, elapsed_ms)])
                 continue
-            connected = time.monotonic_ns()
-            stats.count("calls_connected")
-            stats.observe("connect_ms", (connected - started) / 1e6)
-            self.sink.sample(Metric.CONNECT.value, (connected - started) / 1e6, None, "")
+            self._emit([tally.connected((time.monotonic_ns() - started) / 1e6)])
             return transport, started
         return None
 
     # ------------------------------------------------------------------ one call
     def run_call(self) -> None:
         """One whole conversation; returns when it is over (or could not connect)."""
-        self.sink.stats.count("calls")
+        self.tally.call_placed()
         connected = self._connect()
         if connected is None:
             return
@@ -297,82 +333,29 @@ class CallDriver:
             conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
         finally:
             transport.close(1000)
-            self.sink.stats.count("frames_received", received)
+            self.tally.frames_received(received)
             if stream is not None:
-                self._count_stream(stream)
+                self.tally.stream(
+                    frames=stream.count, chunk_ms=self.config.chunk_ms,
+                    first_due_ns=stream.first_due, last_sent_ns=stream.last_sent,
+                )  # fmt: skip
             self._forward(conversation, transport.call_id)
-            self._record_counters(conversation)
-
-    def _count_stream(self, stream: _Stream) -> None:
-        if stream.count:
-            # Realised pace: audio time sent over the wall time it took (1.0 = real time).
-            stats = self.sink.stats
-            chunk_us = self.config.chunk_ms * 1000
-            stats.count("frames_sent", stream.count)
-            stats.count("stream_due_us", stream.count * chunk_us)
-            actual_us = (stream.last_sent - stream.first_due) // 1000 + chunk_us
-            stats.count("stream_actual_us", actual_us)
+            self.tally.counters(conversation.counters)
 
     # ------------------------------------------------------------------ measurements
     def _forward(self, conversation: Conversation, call_id: str) -> None:
+        """Record what the conversation decided so far and hand its samples to the sink."""
         events = conversation.events()
         if not events:
             return
-        stats = self.sink.stats
-        benign_close = (
-            self.settings.ws_ignore_close_exceptions
-            and conversation.close_code is not None
-            and close_is_benign(conversation.close_code)
-        )
-        for event in events:
-            if isinstance(event, Sample):
-                self._sample(event, stats, benign_close)
-            elif isinstance(event, TurnReport):
-                if event.barge is not None and event.barge.audible_talk_over_ms is not None:
-                    stats.observe("talk_over_ms", event.barge.audible_talk_over_ms)
-                if event.answer is not None:
-                    for gap in event.answer.gaps_ms:
-                        stats.observe("agent_gap_ms", gap)
-                if _turn_log is not None:
+        code = conversation.close_code
+        benign = self.settings.ws_ignore_close_exceptions and code is not None
+        self._emit(self.tally.events(events, benign_close=benign and close_is_benign(code or 0)))
+        if _turn_log is not None:
+            for event in events:
+                if isinstance(event, TurnReport):
                     _turn_log.add(call_id, event)
 
-    def _sample(self, sample: Sample, stats: VoiceStats, benign_close: bool) -> None:
-        metric, failure = sample.metric, sample.failure
-        if metric is Metric.CONNECT:
-            return  # measured around the upgrade itself in _connect
-        if failure is Failure.CLOSED_MID_TURN and benign_close:
-            stats.count("closes_ignored")  # counted, but not a failure (WS_IGNORE_CLOSE_...)
-            return
-        ok = failure is None
-        scenario = sample.scenario
-        if metric is Metric.TTFB and ok:
-            stats.observe("ttfb_ms", sample.value_ms, scenario)
-        elif metric is Metric.GREETING and ok:
-            stats.observe("greeting_ms", sample.value_ms)
-        elif metric is Metric.BARGE_IN:
-            stats.count("barge_attempts")
-            if ok:
-                stats.count("barge_ok")
-                stats.observe("barge_in_ms", sample.value_ms, scenario)
-        elif metric is Metric.TURN:
-            stats.count("turns")
-            stats.count(f"turns@{scenario}")
-            if ok:
-                stats.count("turns_ok")
-                stats.count(f"turns_ok@{scenario}")
-                stats.observe("turn_ms", sample.value_ms, scenario)
-        if failure is not None:
-            stats.error(failure.value)
-        error = None if failure is None else failure.value
-        self.sink.sample(metric.value, sample.value_ms, error, sample.detail)
-        if self.settings.per_turn_stats and sample.turn_index is not None:
-            name = f"{metric.value}/{sample.scenario}/{sample.turn_index + 1}"
-            self.sink.sample(name, sample.value_ms, error, sample.detail)
-
-    def _record_counters(self, conversation: Conversation) -> None:
-        counters = conversation.counters
-        stats = self.sink.stats
-        for name in ("inbound_malformed", "stray_audio_frames", "barge_skipped", "greeting_absent"):
-            value = getattr(counters, name)
-            if value:
-                stats.count(name, value)
+    def _emit(self, samples: list[RequestSample]) -> None:
+        for sample in samples:
+            self.sink.sample(sample.name, sample.value_ms, sample.error, sample.detail)

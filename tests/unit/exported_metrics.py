@@ -20,7 +20,7 @@ def exported() -> dict[str, set[str]]:
     stats = VoiceStats()
     for name in ("ttfb_ms", "barge_in_ms", "turn_ms"):
         stats.observe(name, 700.0, scenario="s")
-    stats.count("turns@s")
+    stats.count("turns", scenario="s")
     stats.error("ttfb_timeout")
     snapshot = Snapshot(
         stats=stats,

@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "settings": {"errors"},
     "audio": {"errors"},
     "protocols": {"audio", "errors", "settings"},
-    "conversation": {"audio", "protocols", "errors"},
+    "conversation": {"audio", "protocols", "metrics", "errors"},
     "metrics": {"errors"},
     "runtime": {"audio", "conversation", "errors", "metrics", "procutil", "protocols", "settings"},
     "agent_sim": {"audio", "protocols", "errors"},

@@ -1,0 +1,149 @@
+"""What a call's measurements mean for the run's numbers (core: pure).
+
+The conversation engine decides *what* happened (:class:`~.measure.Sample`,
+:class:`~.measure.TurnReport`, :class:`~.measure.Counters`); a :class:`Tally` turns that into
+the process's mergeable :class:`~loadtest.metrics.voice_stats.VoiceStats` (histograms and
+the declared counters) and returns the :class:`RequestSample`\\ s the edge hands to Locust's
+``events.request``. It takes no clock: every value is in what it is given.
+
+It lives with the conversation core rather than in :mod:`loadtest.metrics` because every input
+is a conversation type, while :mod:`loadtest.metrics.voice_stats` is a leaf with no
+dependencies: the summary, the SLO gate, the exporter and the HTML report stay importable
+without the conversation core.
+
+Per call, in the edge's order::
+
+    tally = Tally(stats, per_turn_stats=settings.per_turn_stats)
+    tally.call_placed()
+    tally.connect_attempt(retry=attempt > 0)       # each attempt; then one of:
+    sample = tally.connected(elapsed_ms)           # or tally.connect_failed(error, detail, ms)
+    ...
+    samples = tally.events(conversation.events(), benign_close=...)   # whenever drained
+    tally.stream(frames=n, chunk_ms=20, first_due_ns=..., last_sent_ns=...)  # at hang-up
+    tally.frames_received(n)
+    tally.counters(conversation.counters)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from loadtest.conversation.measure import Counters, Event, Failure, Metric, Sample, TurnReport
+from loadtest.metrics.voice_stats import VoiceStats
+
+__all__ = ["COUNTED", "RequestSample", "Tally"]
+
+COUNTED = ("inbound_malformed", "stray_audio_frames", "barge_skipped", "greeting_absent")
+"""The conversation's :class:`~.measure.Counters` fields that become run counters."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSample:
+    """One Locust request event: its name, value (ms), stable error name (``None``: success)
+    and a detail for the failure message."""
+
+    name: str
+    value_ms: float
+    error: str | None = None
+    detail: str = ""
+
+
+class Tally:
+    """Records one caller's measurements into ``stats``. Not shared between callers."""
+
+    __slots__ = ("per_turn_stats", "stats")
+
+    def __init__(self, stats: VoiceStats, *, per_turn_stats: bool = False) -> None:
+        self.stats = stats
+        self.per_turn_stats = per_turn_stats  # PER_TURN_STATS: also ttfb/<scenario>/<turn>
+
+    # ------------------------------------------------------------------ connect
+    def call_placed(self) -> None:
+        self.stats.count("calls")
+
+    def connect_attempt(self, *, retry: bool) -> None:
+        if retry:
+            self.stats.count("reconnects")
+        self.stats.count("connect_attempts")
+
+    def connected(self, elapsed_ms: float) -> RequestSample:
+        self.stats.count("calls_connected")
+        self.stats.observe("connect_ms", elapsed_ms)
+        return RequestSample(Metric.CONNECT.value, elapsed_ms)
+
+    def connect_failed(self, error: str, detail: str, elapsed_ms: float) -> RequestSample:
+        self.stats.error(error)
+        return RequestSample(Metric.CONNECT.value, elapsed_ms, error, detail)
+
+    # ------------------------------------------------------------------ the conversation
+    def events(self, events: Iterable[Event], *, benign_close: bool) -> list[RequestSample]:
+        """Record ``events`` (from :meth:`Conversation.events`); the Locust samples to fire.
+
+        ``benign_close``: the connection closed with a code the user asked to ignore
+        (``WS_IGNORE_CLOSE_EXCEPTIONS``), so a turn cut by it is counted, not failed."""
+        samples: list[RequestSample] = []
+        for event in events:
+            if isinstance(event, Sample):
+                samples += self._sample(event, benign_close)
+            elif isinstance(event, TurnReport):
+                if event.barge is not None and event.barge.audible_talk_over_ms is not None:
+                    self.stats.observe("talk_over_ms", event.barge.audible_talk_over_ms)
+                if event.answer is not None:
+                    for gap in event.answer.gaps_ms:
+                        self.stats.observe("agent_gap_ms", gap)
+        return samples
+
+    def _sample(self, sample: Sample, benign_close: bool) -> list[RequestSample]:
+        stats, metric, failure = self.stats, sample.metric, sample.failure
+        if metric is Metric.CONNECT:
+            return []  # measured around the upgrade itself: connected() / connect_failed()
+        if failure is Failure.CLOSED_MID_TURN and benign_close:
+            stats.count("closes_ignored")
+            return []
+        ok = failure is None
+        scenario = sample.scenario
+        if metric is Metric.TTFB and ok:
+            stats.observe("ttfb_ms", sample.value_ms, scenario)
+        elif metric is Metric.GREETING and ok:
+            stats.observe("greeting_ms", sample.value_ms)
+        elif metric is Metric.BARGE_IN:
+            stats.count("barge_attempts")
+            if ok:
+                stats.count("barge_ok")
+                stats.observe("barge_in_ms", sample.value_ms, scenario)
+        elif metric is Metric.TURN:
+            stats.count("turns", scenario=scenario)
+            if ok:
+                stats.count("turns_ok", scenario=scenario)
+                stats.observe("turn_ms", sample.value_ms, scenario)
+        error = None if failure is None else failure.value
+        if error is not None:
+            stats.error(error)
+        out = [RequestSample(metric.value, sample.value_ms, error, sample.detail)]
+        if self.per_turn_stats and sample.turn_index is not None:
+            name = f"{metric.value}/{scenario}/{sample.turn_index + 1}"
+            out.append(RequestSample(name, sample.value_ms, error, sample.detail))
+        return out
+
+    # ------------------------------------------------------------------ hang-up
+    def stream(self, *, frames: int, chunk_ms: int, first_due_ns: int, last_sent_ns: int) -> None:
+        """The call's sending side: ``frames`` sent, the first due at ``first_due_ns``, the
+        last sent at ``last_sent_ns``. Its realised pace is audio time over the wall time it
+        took (the realtime factor: 1.0 is real time)."""
+        if not frames:
+            return
+        chunk_us = chunk_ms * 1000
+        self.stats.count("frames_sent", frames)
+        self.stats.count("stream_due_us", frames * chunk_us)
+        self.stats.count("stream_actual_us", (last_sent_ns - first_due_ns) // 1000 + chunk_us)
+
+    def frames_received(self, n: int) -> None:
+        self.stats.count("frames_received", n)
+
+    def counters(self, counters: Counters) -> None:
+        """What the conversation counted rather than timed (:data:`COUNTED`)."""
+        for name in COUNTED:
+            value = getattr(counters, name)
+            if value:
+                self.stats.count(name, value)
