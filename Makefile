@@ -20,12 +20,12 @@ $(BIN)/.installed: pyproject.toml scripts/bootstrap-python.sh
 venv: $(BIN)/.installed ## create/update the virtualenv with the project and dev tools
 
 lint: venv ## ruff lint + format check
-	$(BIN)/ruff check loadtest tools bench tests helm/voice-loadtest/files
-	$(BIN)/ruff format --check loadtest tools bench tests helm/voice-loadtest/files
+	$(BIN)/ruff check loadtest tools bench tests
+	$(BIN)/ruff format --check loadtest tools bench tests
 
 format: venv ## apply ruff formatting and safe fixes
-	$(BIN)/ruff check --fix loadtest tools bench tests helm/voice-loadtest/files
-	$(BIN)/ruff format loadtest tools bench tests helm/voice-loadtest/files
+	$(BIN)/ruff check --fix loadtest tools bench tests
+	$(BIN)/ruff format loadtest tools bench tests
 
 types: venv ## mypy --strict on loadtest, tools and bench
 	$(BIN)/mypy

@@ -4,8 +4,8 @@
 # it quits, and a master started with --enable-rebalancing hands its callers to the others).
 #
 #   master       Locust master: --master --enable-rebalancing. With LOCUST_HEADLESS=true it runs
-#                for LOCUST_RUN_TIME, writes $REPORTS_DIR/summary.json, locust_*.csv and
-#                locust.html, and exits with the SLO verdict (0 pass, 1 fail, 2 invalid run);
+#                for LOCUST_RUN_TIME, writes $REPORTS_DIR/summary.json, summary.html,
+#                locust_*.csv and locust.html, and exits with the SLO verdict (0 pass, 1 fail, 2 invalid run);
 #                otherwise it serves the web UI on 8089. /metrics + /healthz on $METRICS_PORT.
 #                SLO_FILE: a YAML of SLO overrides in the container (--slo-file).
 #   worker       Locust worker of ${LOCUST_MASTER_NODE_HOST:-master}; /healthz on $METRICS_PORT

@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("run", help="local distributed load test: master + workers (+ agent)")
     )
 
+    from loadtest.runtime.reports import add_reports_arguments
+
+    add_reports_arguments(sub)
+
     from loadtest.alt.cli import add_alt_arguments
 
     add_alt_arguments(sub)

@@ -10,10 +10,10 @@ Hooks used (Locust's documented events):
   target once on the master/standalone (the run begins only if a connection works);
 * ``report_to_master`` / ``worker_report`` — workers ship their histogram/counter deltas,
   the master merges them exactly;
-* ``quitting`` — the master (or standalone process) builds the summary, writes the JSON,
-  prints the table and sets the exit code to the SLO verdict; with ``--metrics-linger S`` it
-  then keeps ``/metrics`` up S seconds, so Prometheus scrapes the final totals and verdict
-  (like k6's ``--linger``).
+* ``quitting`` — the master (or standalone process) builds the summary, writes the JSON and
+  the HTML report beside it (:mod:`loadtest.metrics.report_cli`), prints the table and sets
+  the exit code to the SLO verdict; with ``--metrics-linger S`` it then keeps ``/metrics`` up
+  S seconds, so Prometheus scrapes the final totals and verdict (like k6's ``--linger``).
 
 It also applies :mod:`.locust_fixes` (a worker must not stall on Locust's spawn messages).
 
@@ -36,6 +36,7 @@ import gevent
 
 from loadtest.errors import LoadtestError
 from loadtest.metrics.azure_monitor_config import parse_azure_monitor_config
+from loadtest.metrics.report_cli import default_report_path, write_report
 from loadtest.metrics.slo import parse_slo
 from loadtest.metrics.summary import format_table
 from loadtest.runtime.exporter import DEFAULT_METRICS_PORT
@@ -184,6 +185,11 @@ def register(events: Any) -> None:
         print("\n" + format_table(summary), flush=True)
         if path:
             print(f"summary: {path}", flush=True)
+            try:  # the HTML report beside it; a failure is one line, never a new verdict
+                html = write_report(Path(path), default_report_path(Path(path)))
+                print(f"report: {html}", flush=True)
+            except LoadtestError as exc:
+                log.error("voice-loadtest: no HTML report: %s", exc)
         harness.verdict = summary["slo"]["verdict"]
         environment.process_exit_code = summary["slo"]["exit_code"]
         if harness.linger_s and harness.serving:

@@ -2,9 +2,9 @@
 
 Starts (optionally) the reference agent, probes the target once, then one Locust master and
 ``--workers`` worker processes with rebalancing on, headless for ``--run-time``; the master
-writes the CSV, HTML and summary JSON and prints the summary and SLO table. The exit code is
-the SLO verdict (0 pass/warn, 1 fail, 2 invalid run or set-up error). Ctrl-C stops every
-child cleanly.
+writes the CSV, Locust's HTML, the summary JSON and the voice report (``summary.html``) and
+prints the summary and SLO table. The exit code is the SLO verdict (0 pass/warn, 1 fail, 2
+invalid run or set-up error). Ctrl-C stops every child cleanly.
 
 The caller knobs (``WS_URL``, ``TURNS_PER_USER``, …) reach every process as environment
 variables; flags given here override the inherited environment.
@@ -23,7 +23,6 @@ import urllib.request
 from pathlib import Path
 
 from loadtest.errors import ConfigError, LoadtestError, TargetUnreachable
-from loadtest.metrics.report_cli import write_report
 from loadtest.procutil import free_port, stop_processes
 from loadtest.runtime.transport import ConnectFailed, WebSocketTransport
 from loadtest.settings import SETTINGS, CallerSettings, parse_settings
@@ -178,11 +177,8 @@ def run(args: argparse.Namespace) -> int:
         master_process = subprocess.Popen(master, env=env)
         children.append(master_process)
         children += [subprocess.Popen(worker, env=env) for _ in range(args.workers)]
-        code = master_process.wait()
+        code = master_process.wait()  # the master wrote summary.json and summary.html
         stop_processes(children)
-        if Path(summary).is_file():
-            report = write_report(Path(summary), Path(summary).with_suffix(".html"))
-            print(f"report: {report}")
         return code
     except KeyboardInterrupt:
         print("voice-loadtest: stopping…", file=sys.stderr)

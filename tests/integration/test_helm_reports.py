@@ -1,5 +1,5 @@
-"""The chart's mode=run wrapper (helm/voice-loadtest/files/run-master.py) uploads a run's
-reports to a real Blob service (Azurite on 127.0.0.1) and keeps the master's exit code."""
+"""The chart's mode=run command (`voice-loadtest reports run --upload`) uploads a run's reports
+to a real Blob service (Azurite on 127.0.0.1) and keeps the master's exit code."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import ContainerClient
 
-from tests.integration.conftest import AZURITE_KEY, REPO_ROOT, Azurite
+from tests.integration.conftest import AZURITE_KEY, Azurite
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = REPO_ROOT / "helm" / "voice-loadtest" / "files" / "run-master.py"
 MASTER = """
 import json, pathlib, sys
 reports = pathlib.Path(sys.argv[1])
@@ -42,7 +41,10 @@ def _run(
     }
     command = [
         sys.executable,
-        str(SCRIPT),
+        "-m",
+        "loadtest",
+        "reports",
+        "run",
         "--reports",
         str(reports),
         "--upload",

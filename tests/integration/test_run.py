@@ -66,6 +66,9 @@ def test_distributed_run_measures_the_agent_truthfully(
     html = (reports / "locust.html").read_text()
     assert "ttfb" in html and "barge_in" in html
     assert "verdict: PASS (exit code 0)" in done.stdout
+    # the master wrote the voice report beside the summary, in the end-of-run step
+    assert f"report: {reports / 'summary.html'}" in done.stdout
+    assert "PASS" in (reports / "summary.html").read_text()
 
 
 def test_slow_agent_fails_the_slo(tmp_path: Path, espeak_cache_dir: Path) -> None:

@@ -24,11 +24,12 @@ spec:
       image: {{ include "voice-loadtest.image" . | quote }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       {{- if $run }}
-      # files/run-master.py runs the image's entrypoint as a child (signals forwarded), then
-      # renders summary.html{{ if $upload }} and uploads /reports{{ end }}; it exits with the master's code.
+      # `voice-loadtest reports run` runs the image's entrypoint as a child (signals forwarded)
+      # to its end{{ if $upload }}, then uploads /reports{{ end }}; it exits with the master's code.
       command:
-        - python
-        - /config/run-master.py
+        - voice-loadtest
+        - reports
+        - run
         - --reports
         - /reports
         {{- if $upload }}
