@@ -83,8 +83,8 @@ class _Stream:
 
     __slots__ = (
         "call_stream", "closed", "conversation", "count", "done", "driver", "epoch_offset_ns",
-        "error", "first_due", "frames", "last_sent", "lateness", "marks", "start_ns", "tail",
-        "transport",
+        "error", "first_due", "frames", "last_sent", "lateness", "marks", "received", "start_ns",
+        "tail", "transport",
     )  # fmt: skip
 
     def __init__(
@@ -105,7 +105,7 @@ class _Stream:
         self.lateness = driver.sink.stats.histograms["frame_lateness_ms"]
         self.epoch_offset_ns = time.time_ns() - time.monotonic_ns()
         self.start_ns = conversation.next_deadline_ns() or time.monotonic_ns()
-        self.count = self.first_due = self.last_sent = 0
+        self.count = self.first_due = self.last_sent = self.received = 0
         self.closed: Closed | None = None
         self.error: BaseException | None = None
         self.done = Event()
@@ -251,26 +251,58 @@ class CallDriver:
         if connected is None:
             return
         transport, connect_started = connected
-        plan = build_plan(choose_scenario(self.library.scenarios, self.rng), self.config, self.rng)
-        conversation = Conversation(plan, self.config)
-        protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
+        conversation = self.new_conversation()
         stream: _Stream | None = None
-        received = 0
-        tokens = (self.settings.response_tokens, self.settings.end_tokens)
-        classify, receive = protocol.classify, conversation.receive
+        scheduler = _scheduler
+        assert scheduler is not None
+        try:
+            gevent.sleep(_phase_rng.random() * self.config.chunk_ms / 1000)
+            stream = self.open_stream(transport, conversation, connect_started)
+            scheduler.run(stream)
+            if stream.closed is not None:
+                raise stream.closed
+            protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
+            for message in protocol.close_messages(call, stream.count, stream.call_stream):
+                transport.send(message)
+        except Closed as exc:
+            conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
+        finally:
+            transport.close(1000)
+            if stream is not None:
+                self.sink.stats.count("frames_received", stream.received)
+                self._count_stream(stream)
+            self._forward(conversation, transport.call_id)
+            self._record_counters(conversation)
+
+    def new_conversation(self) -> Conversation:
+        """The next call's conversation: a scenario and turn plan drawn from this caller's rng."""
+        plan = build_plan(choose_scenario(self.library.scenarios, self.rng), self.config, self.rng)
+        return Conversation(plan, self.config)
+
+    def open_stream(
+        self, transport: WebSocketTransport, conversation: Conversation, connect_started_ns: int
+    ) -> _Stream:
+        """Open the call on a connected ``transport``: the protocol's opening messages, the
+        conversation's start, inbound messages delivered from the socket's readiness callback.
+        The returned stream is ready for the frame scheduler (:meth:`FrameScheduler.run`)."""
+        protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
         call_stream = CallStream(protocol.stream_id(call))
         marks: MarkEchoes | None = None
         if protocol.echoes_marks:
             # A playback model of its own, not the conversation's: that one holds messages back
             # while a first-speech/EOS frame is in flight, and an echo's time must not wait.
             marks = MarkEchoes(self.config.agent_sample_rate, time.monotonic_ns())
-
+        for message in protocol.open_messages(call, call_stream):
+            transport.send(message)
+        conversation.start(time.monotonic_ns(), connect_started_ns=connect_started_ns)
+        stream = _Stream(self, transport, conversation, call_stream, marks)
+        tokens = (self.settings.response_tokens, self.settings.end_tokens)
+        classify, receive = protocol.classify, conversation.receive
         scheduler = _scheduler
         assert scheduler is not None
 
         def on_messages(arrival_ns: int, messages: list[str | bytes]) -> None:
-            nonlocal received
-            received += len(messages)
+            stream.received += len(messages)
             for message in messages:
                 inbound = classify(message, *tokens)
                 receive(inbound, arrival_ns)
@@ -281,27 +313,8 @@ class CallDriver:
         def on_closed(exc: Closed) -> None:
             conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
 
-        try:
-            gevent.sleep(_phase_rng.random() * self.config.chunk_ms / 1000)
-            for message in protocol.open_messages(call, call_stream):
-                transport.send(message)
-            conversation.start(time.monotonic_ns(), connect_started_ns=connect_started)
-            stream = _Stream(self, transport, conversation, call_stream, marks)
-            transport.start_receiving(on_messages, on_closed, stream.fail)
-            scheduler.run(stream)
-            if stream.closed is not None:
-                raise stream.closed
-            for message in protocol.close_messages(call, stream.count, call_stream):
-                transport.send(message)
-        except Closed as exc:
-            conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
-        finally:
-            transport.close(1000)
-            self.sink.stats.count("frames_received", received)
-            if stream is not None:
-                self._count_stream(stream)
-            self._forward(conversation, transport.call_id)
-            self._record_counters(conversation)
+        transport.start_receiving(on_messages, on_closed, stream.fail)
+        return stream
 
     def _count_stream(self, stream: _Stream) -> None:
         if stream.count:
