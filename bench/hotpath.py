@@ -25,7 +25,9 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import collections  # noqa: E402
 import contextlib  # noqa: E402
+import gc  # noqa: E402
 import heapq  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
@@ -36,6 +38,8 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
+
+import gevent  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -201,6 +205,13 @@ def run_workload(pcm_dir: Path, callers: int, seconds: float) -> dict[str, int]:
                 waiting.forward()
     frames = sum(p.stream.count for p in peers)
     received = sum(p.stream.received for p in peers)
+    for peer in peers:
+        peer.sock.close()  # every call ends as a dropped connection does
+    # closed from greenlets of their own, as a Locust user's call is
+    gevent.joinall([gevent.spawn(t.close, 1000, 0.5) for t in transports])
+    for peer in peers:
+        peer.stream.done.set()
+    heap.clear()
     stats = harness.stats.counters
     return {
         "callers": callers,
@@ -243,7 +254,21 @@ def main(argv: list[str] | None = None) -> int:
         help="run twice (SECONDS/2 and SECONDS) under callgrind; print instructions per frame",
     )
     parser.add_argument("--work", type=Path, help="keep callgrind files here")
+    parser.add_argument(
+        "--leak-check",
+        action="store_true",
+        help="run with the cyclic collector off; report the call objects still alive after "
+        "every call ended (0: finished calls are freed by reference counting alone)",
+    )
     args = parser.parse_args(argv)
+    if args.leak_check:
+        gc.disable()
+        counts = run_workload(args.pcm_dir, args.callers, args.seconds)
+        gc.unfreeze()
+        names = {"_Stream", "Conversation", "WebSocketTransport", "TurnPlan", "Recorder"}
+        alive = [type(o).__qualname__ for o in gc.get_objects() if type(o).__qualname__ in names]
+        print(json.dumps({**counts, "alive_after_end": dict(collections.Counter(alive))}))
+        return 0
     if not args.callgrind:
         started = time.perf_counter()
         counts = run_workload(args.pcm_dir, args.callers, args.seconds)

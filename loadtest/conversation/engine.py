@@ -152,7 +152,7 @@ class Conversation:
         lateness_ns = sent_ns - frame.due_ns
         if self._done:
             return lateness_ns
-        if not self._inflight or self._inflight[0] != frame:
+        if not self._inflight or self._inflight[0] is not frame:
             raise RuntimeError("sent() must report the frames of frames_due() in their order")
         self._inflight.popleft()
         self._record_lateness(lateness_ns)

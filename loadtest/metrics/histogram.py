@@ -59,7 +59,8 @@ class Histogram:
 
     def record(self, value: float, times: int = 1) -> None:
         """Add ``value`` (in the histogram's unit) ``times`` times."""
-        value = max(value, 0.0)
+        if value < 0.0:
+            value = 0.0
         key = int(value / self.resolution)
         self._counts[key] = self._counts.get(key, 0) + times
         self.count += times
