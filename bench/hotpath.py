@@ -38,10 +38,10 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
-
-import gevent  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
 
 from loadtest.conversation import Phase  # noqa: E402
 
