@@ -341,7 +341,7 @@ class WebSocketTransport:
             raise Closed(1006, f"{type(exc).__name__}: {exc}".strip()) from exc
         if not data:
             raise Closed(1006, "connection dropped without a close frame")
-        return data  # type: ignore[no-any-return]
+        return data
 
     def _resume_reading(self) -> None:
         self._resume.stop()
