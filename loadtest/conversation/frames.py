@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Frame", "FrameKind", "Phase"]
 
@@ -24,9 +24,10 @@ class FrameKind(enum.Enum):
     TAIL = "tail"  # comfort noise (before turn 0, and after a recording until the next turn)
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One caller frame to send.
+class Frame(NamedTuple):
+    """One caller frame to send (immutable; a named tuple rather than a frozen dataclass
+    because one is built for every frame sent, and a frozen dataclass pays a ``setattr`` call
+    per field to build).
 
     Attributes:
         slot: position on the conversation's grid, from 0.
