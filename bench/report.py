@@ -12,6 +12,7 @@ from bench.analysis import (
     RATE_TOLERANCE,
     step_holds,
 )
+from bench.report_scale import hotpath_lines, master_lines
 
 __all__ = ["TARGETS", "headline", "render_markdown"]
 
@@ -517,6 +518,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         *_agent(results),
         *_cold(results),
         *_profile(results),
+        *hotpath_lines(results),
+        *master_lines(results),
         _LIMITS,
         "## Raw results",
         "",

@@ -1,0 +1,117 @@
+"""The master-scale and hot-path sections of the benchmark page, the master's verdict, the
+simulated workers' report payload and the busy-machine refusal (pure, or in-process)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import cli
+from bench.master import _compare, master_carries
+from bench.mastersim import report_payload
+from bench.report_scale import hotpath_lines, master_lines
+from loadtest.metrics.voice_stats import VoiceStats
+
+
+def _step(workers: int, *, cpu: float = 20.0, trip_p99: float = 10.0, exact: bool = True):
+    return {
+        "workers": workers, "callers": workers * 200, "reports": workers * 5,
+        "report_bytes": 4400, "master_cpu_percent": cpu,
+        "heartbeat_round_trip_ms": {"count": workers * 15, "p50": 2.0, "p99": trip_p99,
+                                    "max": trip_p99 * 2},
+        "scrape_ms": {"p50": 12.0, "max": 30.0}, "scrape_bytes": 80_000, "drain_s": 0.01,
+        "summary_exact": exact, "mismatches": [] if exact else ["turns: summary 9, sent 10"],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cpu", "trip", "exact", "carried"),
+    [(20.0, 10.0, True, True), (85.0, 10.0, True, False), (20.0, 1500.0, True, False),
+     (20.0, 10.0, False, False), (None, 10.0, True, False)],
+)  # fmt: skip
+def test_a_master_carries_a_step_only_when_exact_prompt_and_not_saturated(
+    cpu: float | None, trip: float, exact: bool, carried: bool
+) -> None:
+    assert master_carries(_step(100, cpu=cpu, trip_p99=trip, exact=exact)) is carried  # type: ignore[arg-type]
+
+
+def test_summary_comparison_names_every_count_that_differs() -> None:
+    sent = {"counters": {"turns": 10, "turns_ok": 9, "barge_attempts": 3, "frames_sent": 500,
+                         "frames_received": 250}, "errors": {"ttfb_timeout": 1}, "ttfb": 9}  # fmt: skip
+    summary = {"counts": {"turns": 10, "turns_ok": 9, "barge_attempts": 3, "frames_sent": 500,
+                          "frames_received": 250, "failures": {"ttfb_timeout": 1}},
+               "metrics": {"ttfb_ms": {"count": 9}}}  # fmt: skip
+    assert _compare(summary, sent) == []
+    summary["counts"]["turns"] = 8
+    summary["metrics"]["ttfb_ms"]["count"] = 7
+    assert _compare(summary, sent) == [
+        "turns: summary 8, sent 10", "ttfb samples: summary 7, sent 9"
+    ]  # fmt: skip
+    assert _compare({}, sent) == ["no summary written"]
+
+
+def test_a_simulated_report_is_what_a_worker_ships_and_merges_like_one() -> None:
+    payload = report_payload(200, random.Random(1))
+    assert {"stats", "stats_total", "errors", "voice"} <= payload.keys()
+    merged = VoiceStats()
+    merged.merge(payload["voice"])
+    merged.merge(payload["voice"])
+    # 200 callers × 3 s at 50 frames/s, twice; a turn per caller every ~6 s
+    assert merged.counters["frames_sent"] == 2 * 200 * 150
+    assert merged.counters["turns"] == 2 * 100
+    assert merged.histograms["frame_lateness_ms"].count == 2 * 200 * 150
+    assert {scenario for (_, scenario) in merged.by_scenario} == {
+        "insurance_inquiry", "quick_question"
+    }  # fmt: skip
+    names = {entry["name"] for entry in payload["stats"]}
+    assert names == {"ttfb", "turn", "barge_in"}
+
+
+def test_master_section_renders_the_limit_and_every_step() -> None:
+    results: dict[str, Any] = {"master": {
+        "callers_per_worker": 200, "report_window_s": 15.0, "master_cpus": [0],
+        "steps": [_step(100), _step(500, exact=False),
+                  {"workers": 1000, "callers": 200_000, "error": "no callers", "carried": False}],
+        "max_workers": 100, "max_callers": 20_000}}  # fmt: skip
+    for step in results["master"]["steps"][:2]:
+        step["carried"] = master_carries(step)
+    text = "\n".join(master_lines(results))
+    assert "**One master carried 100 workers and 20,000 callers**" in text
+    assert "| 100 | 20,000 | 20.0 | 2.0 / 10.0 / 20.0 |" in text
+    assert "**differs**: turns: summary 9, sent 10" in text
+    assert "**fails**: no callers" in text
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert len({line.count("|") for line in rows}) == 1  # every row as wide as the header
+    assert master_lines({}) == []
+
+
+def test_hotpath_section_quotes_instructions_per_frame_or_why_not() -> None:
+    hot = {"callers": 200, "seconds": 8.0, "frames": 40_000, "received": 4_500,
+           "instructions_per_frame": 63_829}  # fmt: skip
+    assert "**63,829 instructions per caller frame**" in "\n".join(hotpath_lines({"hotpath": hot}))
+    skipped = "\n".join(hotpath_lines({"hotpath": {"skipped": "valgrind is not installed"}}))
+    assert "Skipped: valgrind is not installed." in skipped
+
+
+def test_bench_refuses_a_busy_machine_unless_forced_or_quick(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cpus = len(cli.os.sched_getaffinity(0))
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (cli.MAX_LOAD_PER_CPU * cpus + 0.1, 0, 0))
+    out = tmp_path / "benchmarks.md"
+    assert cli.main(["--out", str(out), "--sections", "hotpath"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "busy" in err and "--force" in err
+    assert not out.exists()  # nothing written, nothing replaced
+
+    ran: list[str] = []
+    monkeypatch.setattr(
+        cli, "hotpath_section", lambda *a: ran.append("hotpath") or {"skipped": "x"}
+    )
+    monkeypatch.setattr(cli, "_audio", lambda pcm_dir, work: pcm_dir)
+    monkeypatch.setattr(cli, "python_speed", lambda: 1.0)
+    assert cli.main(["--out", str(out), "--sections", "hotpath", "--force"]) == 0
+    assert ran == ["hotpath"] and "load average" in out.read_text().lower()
