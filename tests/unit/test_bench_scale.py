@@ -39,8 +39,9 @@ def test_a_master_carries_a_step_only_when_exact_prompt_and_not_saturated(
 
 
 def test_summary_comparison_names_every_count_that_differs() -> None:
-    sent = {"counters": {"turns": 10, "turns_ok": 9, "barge_attempts": 3, "frames_sent": 500,
-                         "frames_received": 250}, "errors": {"ttfb_timeout": 1}, "ttfb": 9}  # fmt: skip
+    counters = {"turns": 10, "turns_ok": 9, "barge_attempts": 3, "frames_sent": 500,
+                "frames_received": 250}  # fmt: skip
+    sent = {"counters": counters, "errors": {"ttfb_timeout": 1}, "ttfb": 9}
     summary = {"counts": {"turns": 10, "turns_ok": 9, "barge_attempts": 3, "frames_sent": 500,
                           "frames_received": 250, "failures": {"ttfb_timeout": 1}},
                "metrics": {"ttfb_ms": {"count": 9}}}  # fmt: skip
