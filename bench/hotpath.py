@@ -43,6 +43,7 @@ from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 
+from bench.procs import bench_env  # noqa: E402
 from loadtest.conversation import Phase  # noqa: E402
 
 __all__ = ["main", "run_workload"]
@@ -235,7 +236,7 @@ def _callgrind(
         sys.executable, "-m", "bench.hotpath", "--pcm-dir", str(pcm_dir),
         "--callers", str(callers), "--seconds", str(seconds),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=bench_env())
     counts = json.loads(done.stdout.strip().splitlines()[-1])
     match = _TOTAL.search(out.read_text(errors="replace"))
     if match is None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import loadtest
 from bench.measure import process_cpu_s
-from bench.procs import free_port, start_agent, stop
+from bench.procs import bench_env, free_port, start_agent, stop
 from loadtest.metrics.histogram import Histogram
 
 __all__ = ["MAX_MASTER_CPU_PERCENT", "MAX_ROUND_TRIP_MS", "master_carries", "master_section"]
@@ -105,7 +105,7 @@ def _step(
              f"127.0.0.1:{zmq_port}", "--workers", str(workers), "--callers", str(callers),
              "--seconds", str(seconds)],
             stdout=subprocess.PIPE, stderr=(work / f"mastersim-{workers}.log").open("ab"),
-            text=True, preexec_fn=_pin(sims_cpu),
+            text=True, preexec_fn=_pin(sims_cpu), env=bench_env(),
         )  # fmt: skip
         _wait_users(metrics, users, master)
         cpu_before, started = process_cpu_s(master.pid), time.monotonic()

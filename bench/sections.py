@@ -339,7 +339,7 @@ def hotpath_section(plan: Plan, pcm_dir: Path, work: Path) -> dict[str, Any]:
         "--callers", str(plan.hotpath_callers), "--seconds", str(plan.hotpath_s),
         "--callgrind", "--work", str(work / "callgrind"),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=bench_env())
     (work / "hotpath.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         return {"skipped": f"the workload failed (exit {done.returncode}, see hotpath.log)"}

@@ -1,4 +1,4 @@
-"""The fixed hot-path workload (`python -m loadtest.bench.hotpath`): real calls on real
+"""The fixed hot-path workload (`python -m bench.hotpath`): real calls on real
 loopback sockets on a virtual clock, in a child interpreter (it monkey-patches and swaps the
 runtime's clock).
 
@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO_ROOT
+
 pytestmark = [pytest.mark.integration]
 
 
 def _run(pcm_dir: Path, *args: str) -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-m", "loadtest.bench.hotpath", "--pcm-dir", str(pcm_dir), *args],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "bench.hotpath", "--pcm-dir", str(pcm_dir), *args],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
