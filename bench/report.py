@@ -201,7 +201,7 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
             _f(s["frame_rate_ratio"], 4),
             f"{_f(late['p50'], 2)} / {_f(late['p99'], 2)} / {_f(late['max'], 1)}",
             f"{_f(lag['p99'], 1)} / {_f(lag['max'], 1)}",
-            _f(s["ttfb_ms"]["p50"], 1),
+            _f(s["ttfb_ms"]["p50"], 1), _gc(s.get("gc")),
             verdict,
         ])  # fmt: skip
     return [
@@ -231,11 +231,19 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
                 "lateness p50 / p99 / max ms",
                 "receive lag p99 / max ms",
                 "TTFB p50 ms",
+                "GC full passes (longest ms)",
                 "",
             ],
             rows,
         ),
     ]
+
+
+def _gc(pauses: Mapping[str, Any] | None) -> str:
+    """Full collections in the window and the longest pause of any collection."""
+    if not pauses:
+        return "–"
+    return f"{pauses['passes'][2]} ({_f(pauses['max_ms'], 1)})"
 
 
 def _bound_note(cap: Mapping[str, Any]) -> str:

@@ -116,3 +116,36 @@ def test_bench_refuses_a_busy_machine_unless_forced_or_quick(
     monkeypatch.setattr(cli, "python_speed", lambda: 1.0)
     assert cli.main(["--out", str(out), "--sections", "hotpath", "--force"]) == 0
     assert ran == ["hotpath"] and "load average" in out.read_text().lower()
+
+
+def test_gc_pauses_count_passes_per_generation_and_reset_when_taken() -> None:
+    import gc
+
+    from bench.measure import GcPauses
+
+    pauses = GcPauses()
+    try:
+        pauses.take()
+        gc.collect(0)
+        gc.collect(2)
+        gc.collect(2)
+        taken = pauses.take()
+        assert taken["passes"][0] >= 1 and taken["passes"][2] >= 2
+        assert 0 <= taken["max_ms"] <= taken["total_ms"] + 0.01
+        assert pauses.take()["passes"] == [0, 0, 0]
+    finally:
+        gc.callbacks.remove(pauses._callback)
+
+
+def test_capacity_table_shows_full_collections_and_the_longest_pause() -> None:
+    from bench.report import render_markdown
+
+    step = {"callers": 800, "window_s": 10.0, "cpu_percent": 70.0, "cpu_system_percent": 20.0,
+            "agent_cpu_percent": 50.0, "frames": 400_000, "frames_target": 400_000,
+            "frame_rate_ratio": 1.0, "lateness_ms": {"p50": 0.5, "p99": 1.2, "max": 3.0},
+            "receive_lag_ms": {"p50": 0.2, "p99": 14.8, "max": 15.0},
+            "ttfb_ms": {"count": 5, "p50": 601.0, "p99": 602.0}, "rss_kb": 120_000,
+            "gc": {"passes": [900, 80, 1], "max_ms": 14.2, "total_ms": 60.0}}  # fmt: skip
+    results = {"capacity": {"agent_cpus": [0], "worker_cpus": [1], "pinned": True,
+                            "steps": [step], "callers_per_core": 0}, "settings": {}}  # fmt: skip
+    assert "| 601.0 | 1 (14.2) | **fails** |" in render_markdown(results)
