@@ -107,7 +107,7 @@ def _step(
             stdout=subprocess.PIPE, stderr=(work / f"mastersim-{workers}.log").open("ab"),
             text=True, preexec_fn=_pin(sims_cpu), env=bench_env(),
         )  # fmt: skip
-        _wait_users(metrics, users, master)
+        _wait_users(metrics, users, master, sims)
         cpu_before, started = process_cpu_s(master.pid), time.monotonic()
         scrape_ms, sizes = Histogram(0.1), []
         while time.monotonic() - started < seconds:
@@ -161,11 +161,15 @@ def _wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the master's /metrics did not come up")
 
 
-def _wait_users(url: str, users: int, process: subprocess.Popen[bytes]) -> None:
+def _wait_users(
+    url: str, users: int, process: subprocess.Popen[bytes], sims: subprocess.Popen[str]
+) -> None:
     deadline = time.monotonic() + _SETTLE_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the master exited with {process.returncode}")
+        if sims.poll() is not None:
+            raise RuntimeError(f"the simulated workers exited with {sims.returncode}")
         if _counter(_scrape(url)[2], "voice_loadtest_users") == users:
             return
         time.sleep(0.5)

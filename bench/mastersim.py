@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import signal
 import sys
 import time
@@ -146,10 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # each worker's socket holds file descriptors: thousands need more than a usual 1,024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max(soft, min(hard, 4 * args.workers + 256))
+    if wanted > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
     rng = random.Random(args.seed)
     templates = [report_payload(args.callers, rng) for _ in range(4)]
     context: zmq.Context[Any] = zmq.Context()
+    context.set(zmq.MAX_SOCKETS, args.workers + 64)  # zmq's own default cap is 1,023 sockets
     address = f"tcp://{args.master}"
     started = time.monotonic()
     workers = [_Worker(context, address, i, started + rng.random()) for i in range(args.workers)]
