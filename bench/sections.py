@@ -52,7 +52,7 @@ class Plan:
     agent_step_s: float
     cold_runs: int
     sections: tuple[str, ...]
-    master_workers: tuple[int, ...] = (10, 100, 250, 500, 750, 1000)
+    master_workers: tuple[int, ...] = (10, 100, 250, 500, 1000, 1500, 2000)
     master_callers: int = 200  # callers per simulated worker: 500 workers are 100k callers
     master_s: float = 15.0
     hotpath_callers: int = 200
