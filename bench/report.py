@@ -22,6 +22,8 @@ TARGETS: dict[str, str] = {
     "scale_out": "2 workers carry ≥ {}× the callers of 1",
     "kb_per_caller": "memory per caller ≤ {} KB",
     "agent_calls": "agent simulator: concurrent calls per core ≥ {}",
+    "master_workers": "one master carries ≥ {} workers",
+    "master_callers": "one master carries ≥ {} callers",
 }
 """The targets a user may set (``python -m bench --target-<name> VALUE``) → how the report
 states them. The page judges only the targets given."""
@@ -152,12 +154,15 @@ def _targets(results: Mapping[str, Any]) -> list[str]:
     error = _worst_p99(_level(results.get("accuracy", {}), cap) if cap else None)
     kb = results.get("cost", {}).get("rss_kb_per_caller")
     agent = results.get("agent", {}).get("max_calls_held_one_core")
+    master = results.get("master", {})
     figures: dict[str, tuple[float | None, str]] = {  # target name → (value, as shown)
         "callers_per_core": (cap, _f(cap)),
         "error_p99_ms": (error, _f(error, 2, " ms")),
         "scale_out": (scale_out.get("ratio"), _f(scale_out.get("ratio"), 2, "×")),
         "kb_per_caller": (kb, _f(kb, 1, " KB")),
         "agent_calls": (agent, _f(agent)),
+        "master_workers": (master.get("max_workers"), _f(master.get("max_workers"))),
+        "master_callers": (master.get("max_callers"), _f(master.get("max_callers"))),
     }
     rows = []
     for name, target in targets.items():

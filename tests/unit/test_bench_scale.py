@@ -149,3 +149,15 @@ def test_capacity_table_shows_full_collections_and_the_longest_pause() -> None:
     results = {"capacity": {"agent_cpus": [0], "worker_cpus": [1], "pinned": True,
                             "steps": [step], "callers_per_core": 0}, "settings": {}}  # fmt: skip
     assert "| 601.0 | 1 (14.2) | **fails** |" in render_markdown(results)
+
+
+def test_master_targets_are_judged_against_the_largest_step_carried() -> None:
+    from bench.report import render_markdown
+
+    results = {"targets": {"master_workers": 500.0, "master_callers": 200_000.0},
+               "master": {"max_workers": 1000, "max_callers": 100_000, "steps": [],
+                          "callers_per_worker": 100, "report_window_s": 15.0,
+                          "master_cpus": [0]}}  # fmt: skip
+    text = render_markdown(results)
+    assert "| one master carries ≥ 500 workers | 1000 | met |" in text
+    assert "| one master carries ≥ 200000 callers | 100000 | **not met** |" in text
