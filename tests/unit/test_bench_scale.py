@@ -3,7 +3,9 @@ simulated workers' report payload and the busy-machine refusal (pure, or in-proc
 
 from __future__ import annotations
 
-import random
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,9 @@ import pytest
 
 from bench import cli
 from bench.master import _compare, master_carries
-from bench.mastersim import report_payload
 from bench.report_scale import hotpath_lines, master_lines
 from loadtest.metrics.voice_stats import VoiceStats
+from tests.conftest import REPO_ROOT
 
 
 def _step(workers: int, *, cpu: float = 20.0, trip_p99: float = 10.0, exact: bool = True):
@@ -55,7 +57,17 @@ def test_summary_comparison_names_every_count_that_differs() -> None:
 
 
 def test_a_simulated_report_is_what_a_worker_ships_and_merges_like_one() -> None:
-    payload = report_payload(200, random.Random(1))
+    # in a child interpreter: building it imports Locust, which monkey-patches on import
+    code = (
+        "import json, random\n"
+        "from bench.mastersim import report_payload\n"
+        "print(json.dumps(report_payload(200, random.Random(1))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    payload = json.loads(done.stdout)
     assert {"stats", "stats_total", "errors", "voice"} <= payload.keys()
     merged = VoiceStats()
     merged.merge(payload["voice"])
