@@ -38,6 +38,7 @@ MAX_ROUND_TRIP_MS = 1000.0
 MAX_MASTER_CPU_PERCENT = 80.0
 _SETTLE_TIMEOUT_S = 60.0
 _DRAIN_TIMEOUT_S = 30.0
+_SCRAPE_TIMEOUT_S = 30.0
 _COUNTS = ("turns", "turns_ok", "barge_attempts", "frames_sent", "frames_received")
 
 
@@ -64,8 +65,11 @@ def _pin(cpu: int | None) -> Any:
 
 def _scrape(url: str) -> tuple[float, int, str]:
     started = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=30) as response:
-        body = response.read()
+    try:
+        with urllib.request.urlopen(url, timeout=_SCRAPE_TIMEOUT_S) as response:
+            body = response.read()
+    except TimeoutError as exc:
+        raise RuntimeError(f"/metrics took over {_SCRAPE_TIMEOUT_S:g} s to answer") from exc
     return (time.perf_counter() - started) * 1000, len(body), body.decode()
 
 
