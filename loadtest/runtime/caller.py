@@ -259,8 +259,8 @@ class CallDriver:
             gevent.sleep(_phase_rng.random() * self.config.chunk_ms / 1000)
             stream = self.open_stream(transport, conversation, connect_started)
             scheduler.run(stream)
-            if stream.closed is not None:
-                raise stream.closed
+            if stream.closed is not None:  # a copy: the stored one would tie this frame to it
+                raise Closed(stream.closed.code, stream.closed.reason)
             protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
             for message in protocol.close_messages(call, stream.count, stream.call_stream):
                 transport.send(message)
