@@ -159,7 +159,7 @@ helm-run: ## headless cluster run (master Job) to completion; exits with the SLO
 	exit $${code:-2}
 
 # BENCH_ARGS: e.g. --target-callers-per-core 500 --target-error-p99-ms 2 (judged on the page)
-bench: venv audio ## harness benchmark -> docs/benchmarks.md: capacity/core, accuracy vs ground truth, CPU+memory per caller, scale-out, agent capacity, cold start
+bench: venv audio ## harness benchmark -> docs/benchmarks.md: capacity/core, accuracy, cost, scale-out, agent, cold start, hot path, master scale (refuses a busy machine: BENCH_ARGS=--force)
 	$(BIN)/python -m bench --out docs/benchmarks.md --json reports/benchmarks.json --pcm-dir "$(PCM_DIR)" $(BENCH_ARGS)
 
 bench-quick: venv audio ## the benchmark's < 2 min smoke run (CI runs tests/integration/test_bench_quick.py)

@@ -9,7 +9,16 @@ Sections (each can be picked with ``--sections``):
 * **scaleout** — 1 and 2 workers against one agent, stepped per worker;
 * **agent** — the simulator's own capacity bench (:mod:`bench.agent`);
 * **coldstart** — Locust process start until the first frame, with and without an audio pull;
-* **profile** — py-spy samples of a worker at the capacity load (when py-spy is installed).
+* **profile** — py-spy samples of a worker at the capacity load (when py-spy is installed);
+* **hotpath** — instructions per caller frame of a fixed workload on a virtual clock
+  (:mod:`bench.hotpath`, under valgrind's callgrind: the same on any machine);
+* **master** — one real Locust master and N simulated workers speaking Locust's protocol
+  (:mod:`bench.master`): how many workers and callers one master carries.
+
+``make bench`` refuses to run (exit 2, one line) when the machine is busy — the 1-minute load
+average at start above :data:`MAX_LOAD_PER_CPU` per usable CPU — because the figures would
+describe the other load; ``--force`` runs anyway (the page records the load average), and
+``--quick`` (a smoke run whose figures are not judged) never refuses.
 
 Writes the results as JSON (``--json``) and as ``--out`` markdown (tables, the machine, the
 command). ``--target-…`` options add a table that judges the run against your own targets.
@@ -38,6 +47,7 @@ from bench.sections import (
     Plan,
     agent_section,
     capacity_section,
+    hotpath_section,
     profile_section,
     say,
     scale_out_section,
@@ -45,7 +55,10 @@ from bench.sections import (
 
 __all__ = ["add_bench_arguments", "main", "run_bench"]
 
-SECTIONS = ("capacity", "scaleout", "agent", "coldstart", "profile")
+SECTIONS = ("capacity", "scaleout", "agent", "coldstart", "profile", "hotpath", "master")
+MAX_LOAD_PER_CPU = 0.25
+"""The 1-minute load average per usable CPU above which a full run refuses to start (0.5 on
+the 2-CPU machines the published figures come from: the quiet runs had 0.2-0.3)."""
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +100,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help=text.format("N"),
         )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when the machine is busy (load average above "
+        f"{MAX_LOAD_PER_CPU:g} per CPU at start)",
+    )
     parser.set_defaults(handler=run_bench)
 
 
@@ -132,7 +151,8 @@ def _plan(args: argparse.Namespace) -> Plan:
         plan = Plan(
             steps=(50, 150), step_s=5.0, settle_s=2.0, scale_fractions=(0.5,),
             agent_calls=(100,), agent_step_s=3.0, cold_runs=1,
-            sections=tuple(s for s in sections if s != "profile"),
+            sections=tuple(s for s in sections if s not in ("profile", "hotpath")),
+            master_workers=(3,), master_callers=20, master_s=4.0,
         )  # fmt: skip
     else:
         plan = Plan(
@@ -153,6 +173,9 @@ def _plan(args: argparse.Namespace) -> Plan:
         agent_step_s=plan.agent_step_s,
         cold_runs=plan.cold_runs,
         sections=plan.sections,
+        master_workers=plan.master_workers,
+        master_callers=plan.master_callers,
+        master_s=plan.master_s,
     )
 
 
@@ -166,6 +189,15 @@ def run_bench(args: argparse.Namespace) -> int:
         return _render_only(args)
     plan = _plan(args)
     cpus = sorted(os.sched_getaffinity(0))
+    load = os.getloadavg()[0]
+    if not (args.quick or args.force) and load > MAX_LOAD_PER_CPU * len(cpus):
+        print(
+            f"bench: the machine is busy (1-minute load average {load:.2f}, above "
+            f"{MAX_LOAD_PER_CPU:g} per CPU × {len(cpus)}): its figures would describe the "
+            "other load; wait for a quiet machine or pass --force",
+            file=sys.stderr,
+        )
+        return 2
     started = time.monotonic()
     results: dict[str, Any] = {
         "schema": 1,
@@ -214,6 +246,16 @@ def run_bench(args: argparse.Namespace) -> int:
             say(f"cold start {results['cold_start']}")
         if "profile" in plan.sections:
             results["profile"] = profile_section(plan, held, pcm_dir, cpus, work)
+        if "hotpath" in plan.sections:
+            say("hot path: instructions per frame under callgrind (a few minutes)")
+            results["hotpath"] = hotpath_section(plan, pcm_dir, work)
+        if "master" in plan.sections:
+            from bench.master import master_section
+
+            say(f"master: {', '.join(map(str, plan.master_workers))} simulated workers")
+            results["master"] = master_section(
+                plan.master_workers, plan.master_callers, plan.master_s, cpus, work
+            )
     results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     results["machine"]["python_speed_end"] = python_speed()
     results["duration_s"] = round(time.monotonic() - started, 1)

@@ -7,6 +7,7 @@ count of a window is the number of lateness samples: the caller records one per 
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 from loadtest.metrics.histogram import Histogram
 from loadtest.metrics.voice_stats import VoiceStats
 
-__all__ = ["StepWindow", "cpu_seconds", "process_cpu_s", "rss_kb", "window_result"]
+__all__ = ["GcPauses", "StepWindow", "cpu_seconds", "process_cpu_s", "rss_kb", "window_result"]
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -45,6 +46,37 @@ def process_cpu_s(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class GcPauses:
+    """The cyclic collector's passes in this process and how long each held the event loop
+    (``gc.callbacks``): a full pass over many live objects is a pause no caller can hide."""
+
+    def __init__(self) -> None:
+        self._started_ns = 0
+        self._passes = [0, 0, 0]
+        self._worst_ns = self._total_ns = 0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started_ns = time.monotonic_ns()
+            return
+        took_ns = time.monotonic_ns() - self._started_ns
+        self._passes[info["generation"]] += 1
+        self._total_ns += took_ns
+        self._worst_ns = max(self._worst_ns, took_ns)
+
+    def take(self) -> dict[str, Any]:
+        """Passes per generation, the longest and the total pause (ms) since the last take."""
+        out = {
+            "passes": list(self._passes),
+            "max_ms": round(self._worst_ns / 1e6, 2),
+            "total_ms": round(self._total_ns / 1e6, 1),
+        }
+        self._passes = [0, 0, 0]
+        self._worst_ns = self._total_ns = 0
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class StepWindow:
     started_ns: int
@@ -72,7 +104,12 @@ def _q(histogram: Histogram) -> dict[str, float | None]:
 
 
 def window_result(
-    window: StepWindow, stats: VoiceStats, *, callers: int, chunk_ms: int
+    window: StepWindow,
+    stats: VoiceStats,
+    *,
+    callers: int,
+    chunk_ms: int,
+    gc_pauses: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The figures of one step, JSON-ready.
 
@@ -118,4 +155,5 @@ def window_result(
         "turns_ok": delta.total("turns_ok"),
         "calls_connected": delta.total("calls_connected"),
         "errors": dict(delta.errors),
+        "gc": gc_pauses,
     }

@@ -12,6 +12,7 @@ from bench.analysis import (
     RATE_TOLERANCE,
     step_holds,
 )
+from bench.report_scale import hotpath_lines, master_lines
 
 __all__ = ["TARGETS", "headline", "render_markdown"]
 
@@ -21,6 +22,8 @@ TARGETS: dict[str, str] = {
     "scale_out": "2 workers carry ≥ {}× the callers of 1",
     "kb_per_caller": "memory per caller ≤ {} KB",
     "agent_calls": "agent simulator: concurrent calls per core ≥ {}",
+    "master_workers": "one master carries ≥ {} workers",
+    "master_callers": "one master carries ≥ {} callers",
 }
 """The targets a user may set (``python -m bench --target-<name> VALUE``) → how the report
 states them. The page judges only the targets given."""
@@ -151,12 +154,15 @@ def _targets(results: Mapping[str, Any]) -> list[str]:
     error = _worst_p99(_level(results.get("accuracy", {}), cap) if cap else None)
     kb = results.get("cost", {}).get("rss_kb_per_caller")
     agent = results.get("agent", {}).get("max_calls_held_one_core")
+    master = results.get("master", {})
     figures: dict[str, tuple[float | None, str]] = {  # target name → (value, as shown)
         "callers_per_core": (cap, _f(cap)),
         "error_p99_ms": (error, _f(error, 2, " ms")),
         "scale_out": (scale_out.get("ratio"), _f(scale_out.get("ratio"), 2, "×")),
         "kb_per_caller": (kb, _f(kb, 1, " KB")),
         "agent_calls": (agent, _f(agent)),
+        "master_workers": (master.get("max_workers"), _f(master.get("max_workers"))),
+        "master_callers": (master.get("max_callers"), _f(master.get("max_callers"))),
     }
     rows = []
     for name, target in targets.items():
@@ -200,7 +206,7 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
             _f(s["frame_rate_ratio"], 4),
             f"{_f(late['p50'], 2)} / {_f(late['p99'], 2)} / {_f(late['max'], 1)}",
             f"{_f(lag['p99'], 1)} / {_f(lag['max'], 1)}",
-            _f(s["ttfb_ms"]["p50"], 1),
+            _f(s["ttfb_ms"]["p50"], 1), _gc(s.get("gc")),
             verdict,
         ])  # fmt: skip
     return [
@@ -230,11 +236,19 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
                 "lateness p50 / p99 / max ms",
                 "receive lag p99 / max ms",
                 "TTFB p50 ms",
+                "GC full passes (longest ms)",
                 "",
             ],
             rows,
         ),
     ]
+
+
+def _gc(pauses: Mapping[str, Any] | None) -> str:
+    """Full collections in the window and the longest pause of any collection."""
+    if not pauses:
+        return "–"
+    return f"{pauses['passes'][2]} ({_f(pauses['max_ms'], 1)})"
 
 
 def _bound_note(cap: Mapping[str, Any]) -> str:
@@ -517,6 +531,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         *_agent(results),
         *_cold(results),
         *_profile(results),
+        *hotpath_lines(results),
+        *master_lines(results),
         _LIMITS,
         "## Raw results",
         "",

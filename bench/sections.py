@@ -30,6 +30,7 @@ __all__ = [
     "Plan",
     "agent_section",
     "capacity_section",
+    "hotpath_section",
     "profile_section",
     "say",
     "scale_out_section",
@@ -51,6 +52,11 @@ class Plan:
     agent_step_s: float
     cold_runs: int
     sections: tuple[str, ...]
+    master_workers: tuple[int, ...] = (10, 100, 250, 500, 1000, 1500, 2000)
+    master_callers: int = 200  # callers per simulated worker: 500 workers are 100k callers
+    master_s: float = 15.0
+    hotpath_callers: int = 200
+    hotpath_s: float = 8.0
 
 
 def say(text: str) -> None:
@@ -319,3 +325,23 @@ def profile_section(
     if raw is None:
         return {"skipped": "py-spy is not installed or may not attach (pip install py-spy)"}
     return {"callers": callers, "tool": "py-spy record --native", **categorize(raw)}
+
+
+def hotpath_section(plan: Plan, pcm_dir: Path, work: Path) -> dict[str, Any]:
+    """Instructions per caller frame of the fixed hot-path workload (callgrind), when
+    valgrind is installed. In a child process: the workload monkey-patches gevent."""
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        return {"skipped": "valgrind is not installed (apt-get install valgrind)"}
+    command = [
+        sys.executable, "-m", "bench.hotpath", "--pcm-dir", str(pcm_dir),
+        "--callers", str(plan.hotpath_callers), "--seconds", str(plan.hotpath_s),
+        "--callgrind", "--work", str(work / "callgrind"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=bench_env())
+    (work / "hotpath.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        return {"skipped": f"the workload failed (exit {done.returncode}, see hotpath.log)"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**result, "seconds": plan.hotpath_s}

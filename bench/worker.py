@@ -33,7 +33,7 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
-from bench.measure import StepWindow, rss_kb, window_result  # noqa: E402
+from bench.measure import GcPauses, StepWindow, rss_kb, window_result  # noqa: E402
 from loadtest.metrics.voice_stats import VoiceStats  # noqa: E402
 from loadtest.runtime.caller import flush_turn_log  # noqa: E402
 from loadtest.runtime.harness import harness_of, option_dest  # noqa: E402
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     stopping = Event()  # SIGTERM: stop stepping, let the calls end, flush the log, exit
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gc.collect()
+    pauses = GcPauses()
     for callers in steps:
         runner.start(callers, _SPAWN_RATE)
         ramp_deadline = time.monotonic() + callers / _SPAWN_RATE + 30
@@ -127,9 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         if stopping.wait(args.settle_s):
             break
         window = StepWindow.begin(stats, args.agent_pid)
+        pauses.take()  # what the ramp collected is not part of the window
         if stopping.wait(args.step_s):
             break
-        _emit(window_result(window, stats, callers=callers, chunk_ms=settings.chunk_ms))
+        _emit(
+            window_result(
+                window, stats, callers=callers, chunk_ms=settings.chunk_ms, gc_pauses=pauses.take()
+            )
+        )
         flush_turn_log()
     runner.quit()
     flush_turn_log()

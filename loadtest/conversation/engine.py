@@ -129,8 +129,9 @@ class Conversation:
             return []
         self._advance(now_ns)
         frames: list[Frame] = []
+        start_ns, chunk_ns = self._start_ns, self._chunk_ns  # _due_ns, inlined: every frame
         while not self._done:
-            due_ns = self._due_ns(self._next_slot)
+            due_ns = start_ns + self._next_slot * chunk_ns
             if due_ns > now_ns:
                 break
             frame = self._frame_for_slot(due_ns)
@@ -152,10 +153,17 @@ class Conversation:
         lateness_ns = sent_ns - frame.due_ns
         if self._done:
             return lateness_ns
-        if not self._inflight or self._inflight[0] != frame:
+        if not self._inflight or self._inflight[0] is not frame:
             raise RuntimeError("sent() must report the frames of frames_due() in their order")
         self._inflight.popleft()
-        self._record_lateness(lateness_ns)
+        late = self._late  # _record_lateness's work, inlined: every frame
+        late[0] += 1
+        if lateness_ns > 0:
+            late[1] += lateness_ns
+            if lateness_ns > late[2]:
+                late[2] = lateness_ns
+            if lateness_ns >= self._chunk_ns:
+                late[3] += 1
         turn = self._turn
         if (
             frame.kind is FrameKind.UTTERANCE
@@ -479,14 +487,6 @@ class Conversation:
             failure=Failure.TTFB_TIMEOUT,
             detail=f"no agent audio within {self._cfg.first_byte_timeout_ms} ms of end of speech",
         )
-
-    def _record_lateness(self, lateness_ns: int) -> None:
-        late = self._late
-        late[0] += 1
-        late[1] += max(0, lateness_ns)
-        late[2] = max(late[2], lateness_ns)
-        if lateness_ns >= self._chunk_ns:
-            late[3] += 1
 
     def _require_started(self, method: str) -> None:
         if not self._started:

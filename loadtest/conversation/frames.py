@@ -24,9 +24,11 @@ class FrameKind(enum.Enum):
     TAIL = "tail"  # comfort noise (before turn 0, and after a recording until the next turn)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Frame:
-    """One caller frame to send.
+    """One caller frame to send. Read-only by contract: not ``frozen`` because one is built
+    for every frame sent, and a frozen dataclass's ``__init__`` pays an ``object.__setattr__``
+    call per field (measured: 3.3 µs against 1.2 µs to build one).
 
     Attributes:
         slot: position on the conversation's grid, from 0.

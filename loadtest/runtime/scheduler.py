@@ -19,6 +19,9 @@ from gevent.event import Event
 __all__ = ["FrameScheduler", "Stream"]
 
 _BATCH_YIELD_NS = 2_000_000  # the scheduler lets receivers run after this long sending
+# How it lets them run: a timer, not sleep(0). gevent runs a sleep(0) waiter as a callback
+# before it next polls for I/O, so the readiness callbacks would still wait for the batch.
+_YIELD_S = 1e-6
 _OVERDUE_NS = 1_000_000  # receive callbacks serve senders this late (see serve_overdue)
 
 
@@ -51,7 +54,8 @@ class FrameScheduler:
     next wake-up, so it never needs waking early — except from idle (no streams). Lateness is
     still measured per frame (send instant − due instant): time spent serving other callers
     first is counted, never hidden. After ~2 ms of back-to-back sending the scheduler yields
-    once, so inbound messages are read and stamped promptly.
+    for one event-loop iteration (sockets polled), so inbound messages are read and stamped
+    promptly.
     """
 
     def __init__(self) -> None:
@@ -96,7 +100,7 @@ class FrameScheduler:
                 self._serve_top()
                 now = time.monotonic_ns()
                 if now - batch_started > _BATCH_YIELD_NS:
-                    gevent.sleep(0)
+                    gevent.sleep(_YIELD_S)  # one loop iteration: sockets polled, reads served
                     batch_started = now = time.monotonic_ns()
 
     def serve_overdue(self) -> None:

@@ -72,6 +72,13 @@ _READ_BYTES = 32768  # one read per readiness event: bounds the work done in one
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
+def _fresh(closed: Closed) -> Closed:
+    """A copy of a stored error to raise: raising the stored one would tie its traceback (the
+    raising frames, this transport among their locals) to the transport, a cycle that keeps
+    a finished call alive until a full collection."""
+    return Closed(closed.code, closed.reason)
+
+
 class ConnectFailed(Exception):
     """The upgrade did not complete. ``error`` is a stable name for the failure event."""
 
@@ -148,6 +155,7 @@ class WebSocketTransport:
         self._flusher: gevent.Greenlet | None = None
         self._broken: Closed | None = None  # a send failed: the connection is gone
         self._send_raw: Callable[[bytes], int] | None = None  # None: not writable (any more)
+        self._recv_raw: Callable[[int], bytes] | None = None
 
     def _headers(self) -> list[str]:
         headers = [
@@ -188,6 +196,7 @@ class WebSocketTransport:
         # own servers use), one Python call less per frame. TLS goes through the SSL object.
         raw = getattr(sock, "_sock", None)
         self._send_raw = sock.send if self._tls or raw is None else raw.send
+        self._recv_raw = sock.recv if self._tls or raw is None else raw.recv
         self._read_watcher = loop.io(sock.fileno(), 1)
         self._write_watcher = loop.io(sock.fileno(), 2)
         self._reader = loop.io(sock.fileno(), 1)
@@ -213,13 +222,13 @@ class WebSocketTransport:
         if self._flusher is not None:
             self._flusher.join()
             if self._broken is not None:
-                raise self._broken
+                raise _fresh(self._broken)
 
     def _write(self, frame: bytes) -> None:
         send = self._send_raw
         if send is None or self._backlog:
             if self._broken is not None:
-                raise self._broken
+                raise _fresh(self._broken)
             if send is None:
                 raise Closed(1006, "not connected")
             self._backlog.append(frame)
@@ -231,7 +240,7 @@ class WebSocketTransport:
         except OSError as exc:
             self._broken = Closed(1006, f"send failed: {exc}")
             self._send_raw = None
-            raise self._broken from exc
+            raise _fresh(self._broken) from exc
         if sent < len(frame):
             # TLS: a retried write must start with the same bytes, so the whole frame waits.
             self._backlog.append(frame if self._tls else frame[sent:])
@@ -303,7 +312,7 @@ class WebSocketTransport:
                 if messages and callback is not None:
                     callback(read_ns, messages)
                 if self._closed is not None:
-                    raise self._closed
+                    raise _fresh(self._closed)
                 if not (self._tls and self._sock.pending()):  # TLS: OpenSSL may hold more
                     return
         except Closed as exc:
@@ -317,8 +326,11 @@ class WebSocketTransport:
 
     def _recv_nowait(self) -> bytes | None:
         """One read: the bytes, ``None`` if there are none yet; raises :class:`Closed`."""
+        recv = self._recv_raw
+        if recv is None:
+            raise Closed(1006, "not connected")
         try:
-            data = self._sock.recv(_READ_BYTES)
+            data = recv(_READ_BYTES)
         except ssl.SSLWantWriteError:  # TLS needs to write first: resume when writable
             self._reader.stop()
             self._resume.start(self._resume_reading)
@@ -329,7 +341,7 @@ class WebSocketTransport:
             raise Closed(1006, f"{type(exc).__name__}: {exc}".strip()) from exc
         if not data:
             raise Closed(1006, "connection dropped without a close frame")
-        return data  # type: ignore[no-any-return]
+        return data
 
     def _resume_reading(self) -> None:
         self._resume.stop()
@@ -410,7 +422,8 @@ class WebSocketTransport:
         except Exception:  # closing a dead socket is not an error
             pass
         finally:
-            self._sock = self._send_raw = None
+            self._sock = self._send_raw = self._recv_raw = None
+            self._on_closed = self._on_error = None  # the call's callbacks: no cycle left
             if self._flusher is not None:
                 self._flusher.kill(block=False)
             with contextlib.suppress(OSError):

@@ -71,7 +71,15 @@ def test_quick_bench_writes_complete_sane_results(tmp_path: Path, espeak_cache_d
     pull = results["cold_start"]["with_pull"]
     assert "skipped" in pull or pull["median_ms"] > cold["median_ms"] / 10
 
+    # Master scale: a real master and simulated workers; only correctness is asserted — the
+    # summary the master wrote counts exactly what the workers reported
+    master = results["master"]["steps"]
+    assert master and all(step.get("summary_exact") for step in master), master
+    assert master[0]["reports"] > 0 and master[0]["heartbeat_round_trip_ms"]["count"] > 0
+    assert master[0]["scrape_bytes"] > 0
+
     text = out.read_text()
-    for heading in ("# Benchmarks", "## Machine", "## Capacity", "## Accuracy", "## Cold start"):
+    for heading in ("# Benchmarks", "## Machine", "## Capacity", "## Accuracy", "## Cold start",
+                    "## Master scale"):  # fmt: skip
         assert heading in text
     assert "python -m bench --quick" in text

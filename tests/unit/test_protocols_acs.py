@@ -12,6 +12,7 @@ import pytest
 from loadtest.errors import ProtocolError
 from loadtest.protocols import acs
 from loadtest.protocols.acs import agent as acs_agent
+from loadtest.protocols.acs import caller as acs_caller
 from loadtest.protocols.base import (
     CallerAudio,
     CallerDtmf,
@@ -351,3 +352,22 @@ def test_core_imports_without_gevent() -> None:
         "assert 'gevent' not in sys.modules and 'websockets' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["", "AAAA", "AAA=", "AA==", "AAAAA", "A===", "AA\\u0041A", 'AA"}}', "AA\x01A", "AA AA",
+     "+/+/", "AA==AA==", "AAé=", "AA\\\\", base64.b64encode(bytes(range(256)) * 3).decode()],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    ("head", "tail"),
+    [('{"kind":"AudioData","audioData":{"data":"', '"}}'),
+     ('{"Kind":"AudioData","AudioData":{"Data":"', '"},"StopAudio":null}'),
+     ('{"Kind":"AudioData","AudioData":{"Data":"', '"}}')],
+)  # fmt: skip
+def test_audio_recognised_without_a_parse_is_classified_as_the_parse_does(
+    head: str, tail: str, data: str
+) -> None:
+    message = head + data + tail
+    parsed = acs_caller._classify_json(message, ("A",), ("AA",))
+    assert acs.classify(message, ("A",), ("AA",)) == parsed

@@ -1,0 +1,75 @@
+"""The frame scheduler on gevent's real event loop (edge): a long batch of due callers must
+not keep inbound data unread — the receive side stamps arrival instants, and a read that
+waits for the whole batch inflates every TTFB measured in it."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import gevent
+import pytest
+from gevent.event import Event
+
+from loadtest.runtime.scheduler import FrameScheduler
+
+pytestmark = [pytest.mark.integration]
+
+_BUSY_NS = 500_000  # each caller's serve takes 0.5 ms of CPU
+
+
+class _Busy:
+    """A stream due once more ``delay_ns`` after it starts, whose second serve is slow."""
+
+    def __init__(self, order: list[str], due_ns: int, arrive: socket.socket) -> None:
+        self.order = order
+        self.arrive = arrive
+        self.due_ns = due_ns
+        self.serves = 0
+        self.done = Event()
+        self.error: BaseException | None = None
+
+    def serve(self, forward: bool = True) -> int | None:
+        self.serves += 1
+        if self.serves == 1:
+            return self.due_ns
+        if "serve" not in self.order:
+            self.arrive.send(b"x")  # inbound data arrives as the batch starts
+        end = time.monotonic_ns() + _BUSY_NS
+        while time.monotonic_ns() < end:
+            pass
+        self.order.append("serve")
+        self.done.set()
+        return None
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self.done.set()
+
+    def forward(self) -> None:
+        pass
+
+
+def test_a_long_batch_yields_to_the_event_loop_so_sockets_are_read() -> None:
+    order: list[str] = []
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    watcher = gevent.get_hub().loop.io(reader.fileno(), 1)
+
+    def on_readable() -> None:
+        order.append("read")
+        reader.recv(64)
+
+    watcher.start(on_readable)
+    try:
+        scheduler = FrameScheduler()
+        due_ns = time.monotonic_ns() + 20_000_000  # every caller due at once, 20 ms from now
+        callers = [gevent.spawn(scheduler.run, _Busy(order, due_ns, writer)) for _ in range(20)]
+        gevent.joinall(callers, timeout=10, raise_error=True)
+    finally:
+        watcher.stop()
+        reader.close()
+        writer.close()
+    assert order.count("serve") == 20
+    # data that arrived as 10 ms of sending began was read ~2 ms in, not after all of it
+    assert "read" in order and order.index("read") < 15, order
