@@ -240,6 +240,9 @@ Pod annotations: config checksum, Prometheus scrape hints, user annotations.
 */}}
 {{- define "voice-loadtest.podAnnotations" -}}
 checksum/config: {{ include (print .ctx.Template.BasePath "/configmap.yaml") .ctx | sha256sum }}
+{{- with .ctx.Values.scenarios.inline }}
+checksum/scenarios: {{ toYaml . | sha256sum }}
+{{- end }}
 {{- if and .ctx.Values.metrics.podAnnotations .port }}
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ .port | quote }}
