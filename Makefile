@@ -8,7 +8,7 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
-        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-install helm-run generate check-generated image wheels compose-up compose-down compose-test bench bench-quick clean
+        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-docs helm-package helm-push helm-install helm-run generate check-generated image wheels compose-up compose-down compose-test bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -135,6 +135,18 @@ HELM_TIMEOUT ?= 15m
 
 helm-lint: venv ## lint the chart with Helm's engine (defaults, presets, ci/*-values.yaml)
 	$(BIN)/python -m tools.k8s_manifests
+
+helm-docs: venv ## regenerate the chart README's values table from values.yaml's `# --` comments
+	$(BIN)/python -m tools.helm_docs
+
+CHART_DIST ?= dist
+helm-package: venv ## package the chart into $(CHART_DIST)/voice-loadtest-<version>.tgz and lint the archive (Helm's engine)
+	$(BIN)/python -m tools.helm_chart package --chart $(CHART) --out "$(CHART_DIST)"
+
+helm-push: helm-package ## push the packaged chart: make helm-push REGISTRY=oci://myacr.azurecr.io/helm
+	@test -n "$(REGISTRY)" || { echo "error: set REGISTRY=oci://HOST/PATH" >&2; exit 2; }
+	$(BIN)/python -m tools.helm_chart push --registry "$(REGISTRY)" \
+	  "$(CHART_DIST)/voice-loadtest-$$(sed -n 's/^version: *//p' $(CHART)/Chart.yaml).tgz"
 
 helm-install: ## install/upgrade the chart, interactive master: make helm-install HELM_VALUES="-f my-values.yaml"
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
