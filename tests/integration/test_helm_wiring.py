@@ -207,6 +207,15 @@ class Cluster:
         self.containers.append(name)
         return name
 
+    def start_run(self, tag: str, worker: str) -> tuple[str, str]:
+        """The agent, the run's master and one worker named ``worker``, each started once the
+        one before is ready: (agent, master)."""
+        agent, master = f"agent-{tag}", f"master-{tag}"
+        for suffix, name in (("-agent", agent), ("-master-run-1", master), ("-worker", worker)):
+            self.start(suffix, name)
+            self.wait_ready(suffix, name)
+        return agent, master
+
     def url(self, name: str, port: int, path: str) -> str:
         published = dh.run(["docker", "port", name, str(port)]).stdout.split()[0]
         return f"http://{published}{path}"
@@ -353,12 +362,8 @@ def test_rendered_run_completes_and_a_worker_added_mid_run_gets_callers(
     k8s = Cluster(render(values), pods_dir, {"audio-storage": secret}, init_network="host")
     cluster.append(k8s)
     tag = uuid.uuid4().hex[:6]
-    agent = k8s.start("-agent", f"agent-{tag}")
-    k8s.wait_ready("-agent", agent)
-    master = k8s.start("-master-run-1", f"master-{tag}")
-    k8s.wait_ready("-master-run-1", master)
-    first = k8s.start("-worker", f"worker-a-{tag}")
-    k8s.wait_ready("-worker", first)
+    first = f"worker-a-{tag}"
+    agent, master = k8s.start_run(tag, first)
 
     def settled(running: int) -> bool:
         users, workers = _users_on(k8s, master)
@@ -464,12 +469,8 @@ def test_rendered_run_plays_the_scenarios_configmap_from_the_audio_claim(
     )
     cluster.append(k8s)
     tag = uuid.uuid4().hex[:6]
-    agent = k8s.start("-agent", f"agent-{tag}")
-    k8s.wait_ready("-agent", agent)
-    master = k8s.start("-master-run-1", f"master-{tag}")
-    k8s.wait_ready("-master-run-1", master)
-    worker = k8s.start("-worker", f"worker-{tag}")
-    k8s.wait_ready("-worker", worker)
+    worker = f"worker-{tag}"
+    agent, master = k8s.start_run(tag, worker)
     code = int(dh.run(["docker", "wait", master], timeout=180).stdout)
     summary = json.loads((pods_dir / master / "reports" / "summary.json").read_text())
     assert code == summary["slo"]["exit_code"] == 0, (summary["slo"], k8s.logs(master)[-3000:])
