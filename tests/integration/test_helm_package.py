@@ -14,10 +14,10 @@ import helm_python
 import pytest
 import yaml
 
-from loadtest.k8s_manifests import manifest_objects
 from tests.conftest import REPO_ROOT
 from tests.integration.test_helm_render import CHART, CHART_VERSION, render
 from tools.helm_chart import lint_archive, main
+from tools.k8s_manifests import manifest_objects
 
 pytestmark = [pytest.mark.integration]
 

@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from loadtest.audio.scenarios import parse_scenarios
-from loadtest.k8s_manifests import manifest_objects
 from tests.integration.test_helm_render import (
     CHART,
     KUBE_VERSIONS,
@@ -30,6 +29,7 @@ from tests.integration.test_helm_render import (
     render,
     scenario_values,
 )
+from tools.k8s_manifests import manifest_objects
 
 
 def _containers(values: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:

@@ -119,7 +119,7 @@ def test_schema_lists_exactly_the_non_secret_settings() -> None:
     assert schema is not None and schema["additionalProperties"] is False
     listed = set(schema["properties"]["settings"]["properties"])
     expected = {k for k, knob in SETTINGS.items() if not knob.secret and k != "WS_URL"}
-    assert listed == expected, "run `make k8s-manifests` to list the new settings"
+    assert listed == expected, "run `make generate` to list the new settings"
 
 
 def test_interactive_master_is_a_deployment_with_the_web_ui() -> None:
