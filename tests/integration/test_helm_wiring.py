@@ -4,7 +4,8 @@ Each rendered pod (agent simulator Deployment, master Job, worker Deployment, th
 pod) becomes one ``docker run`` with exactly its image, command, args and environment (``env``
 over ``envFrom`` of the rendered ConfigMap, ``fieldRef`` to the pod name), its security
 context (uid/gid, read-only root filesystem, all capabilities dropped, no new privileges), its
-CPU/memory limits and its volumes (``emptyDir`` and ``configMap`` as host folders). The network
+CPU/memory limits and its volumes (``emptyDir`` and ``configMap`` as host folders, an existing
+``persistentVolumeClaim`` as the host folder the test says it holds). The network
 alias of a container is the name of every rendered Service whose selector matches the pod's
 labels, so the master is reached under its Service name as in the cluster. Readiness is the
 rendered probe, sent to the container's published port.
