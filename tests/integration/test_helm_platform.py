@@ -124,7 +124,9 @@ def test_ingress_with_login_reaches_the_web_port_and_notes_print_the_url() -> No
     assert env_of(master)["WEB_AUTH_PASSWORD"] == {"secretKeyRef": {**secret, "key": "password"}}
     check = container(rendered.get("Pod", "-test")["spec"], "check-master")
     assert env_of(check)["WEB_AUTH_PASSWORD"] == env_of(master)["WEB_AUTH_PASSWORD"]
-    assert "https://loadtest.example.com/" in rendered.notes
+    assert "https://loadtest.example.com/" in rendered.notes and "WARNING" not in rendered.notes
+    exposed = render({"master": {"service": {"type": "LoadBalancer"}}})
+    assert "is a LoadBalancer and the web UI has no login" in exposed.notes
     assert "Secret locust-login" in rendered.notes
     anonymous = render(scenario_values("ci/audio-configmap-values"))
     assert "WITHOUT a login of its own" in anonymous.notes
@@ -236,3 +238,6 @@ def test_monitors_live_where_prometheus_looks_and_scrape_the_release_namespace()
     assert offline.get("ServiceMonitor")["metadata"]["namespace"] == "load"
     assert offline.get("PrometheusRule")["apiVersion"] == "monitoring.coreos.com/v1"
     assert "relabelings" not in offline.get("ServiceMonitor")["spec"]["endpoints"][0]
+    equal = {"metrics": {"serviceMonitor": {"enabled": True, "interval": "1m",
+                                            "scrapeTimeout": "60000ms"}}}  # fmt: skip
+    assert render(equal).get("ServiceMonitor")  # a timeout equal to the interval is allowed

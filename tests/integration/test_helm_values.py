@@ -95,6 +95,10 @@ GUARDS: dict[str, tuple[dict[str, Any], str]] = {
         "typed into it: set master.auth.enabled=true with master.auth.existingSecret, or "
         "master.ingress.allowAnonymous=true",
     ),
+    "scrape timeout over the interval": (
+        {"metrics": {"podMonitor": {"enabled": True, "interval": "1m", "scrapeTimeout": "61s"}}},
+        "metrics.podMonitor.scrapeTimeout (61s) must not exceed its interval (1m)",
+    ),
     "two scenarios files": (
         {"scenarios": {"configMap": "a", "inline": {"scenarios": [{"name": "b", "turns": ["x"]}]}}},
         "scenarios.configMap and scenarios.inline are exclusive",

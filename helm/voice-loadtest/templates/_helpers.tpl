@@ -334,6 +334,12 @@ Checks that templates cannot express in the schema.
 {{- fail "master.ingress.enabled exposes the Locust web UI, which starts load against any URL typed into it: set master.auth.enabled=true with master.auth.existingSecret, or master.ingress.allowAnonymous=true if a login in front of the ingress protects it" }}
 {{- end }}
 {{- end }}
+{{- range $name := list "serviceMonitor" "podMonitor" }}
+{{- $monitor := get $.Values.metrics $name }}
+{{- if and $monitor.enabled (gt (int (include "voice-loadtest.durationMs" $monitor.scrapeTimeout)) (int (include "voice-loadtest.durationMs" $monitor.interval))) }}
+{{- fail (printf "metrics.%s.scrapeTimeout (%s) must not exceed its interval (%s): Prometheus refuses such a scrape" $name $monitor.scrapeTimeout $monitor.interval) }}
+{{- end }}
+{{- end }}
 {{- if not (include "voice-loadtest.wsUrl" .) }}
 {{- if eq .Values.mode "run" }}
 {{- fail "mode=run needs a target: set target.wsUrl (ws:// or wss://) or agentSimulator.enabled=true" }}
@@ -369,4 +375,13 @@ the volume (nothing when no scenarios file is given).
       - key: {{ include "voice-loadtest.scenariosKey" $ }}
         path: {{ include "voice-loadtest.scenariosKey" $ }}
 {{- end }}
+{{- end }}
+
+{{/*
+A duration of the schema's form (NUMBER plus ms, s, m or h) in milliseconds.
+*/}}
+{{- define "voice-loadtest.durationMs" -}}
+{{- $unit := regexFind "[a-z]+$" . }}
+{{- $number := int (trimSuffix $unit .) }}
+{{- mul $number (get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit) }}
 {{- end }}
