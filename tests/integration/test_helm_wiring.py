@@ -458,7 +458,9 @@ def test_rendered_run_plays_the_scenarios_configmap_from_the_audio_claim(
         load={"users": users, "spawnRate": users, "runTime": "20s",
               "expectWorkersMaxWaitSeconds": 60, "stopTimeoutSeconds": 5},
         worker={"replicas": 1, "terminationGracePeriodSeconds": 20},
-        slo=SLO,
+        # What runs is under test here, not timing (the other run holds the harness to its
+        # default limits): generous limits keep a busy machine from voiding the run.
+        slo={**SLO, "harness": {"max_lateness_p99_ms": 250, "max_receive_lag_p99_ms": 250}},
         scenarios={"configMap": "call-scenarios", "key": "calls.yaml"},
         audio={"source": "claim", "existingClaim": "caller-audio", "subPath": "caches/v1"},
     )  # fmt: skip
@@ -474,10 +476,10 @@ def test_rendered_run_plays_the_scenarios_configmap_from_the_audio_claim(
     agent, master = k8s.start_run(tag, worker)
     code = int(dh.run(["docker", "wait", master], timeout=180).stdout)
     summary = json.loads((pods_dir / master / "reports" / "summary.json").read_text())
-    assert code == summary["slo"]["exit_code"] == 0, (summary["slo"], k8s.logs(master)[-3000:])
     assert summary["settings"]["SCENARIOS_FILE"] == "/scenarios/calls.yaml"
     assert summary["run"]["scenarios"] == [name]  # only the file's scenario was dealt out
     assert summary["run"]["audio_cache"] == [cache.digest]  # the claim's audio, not the image's
+    assert code == summary["slo"]["exit_code"] == 0, (summary["slo"], k8s.logs(master)[-3000:])
     assert summary["metrics"]["ttfb_ms"]["count"] >= users
     assert sorted(p.name for p in (pods_dir / worker / "scenarios").iterdir()) == ["calls.yaml"]
     assert load_cache(cache_dir).digest == cache.digest  # mounted read-only: untouched
