@@ -8,7 +8,7 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
-        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-install helm-run generate check-generated image wheels compose-up compose-down compose-test bench bench-quick clean
+        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-package helm-push helm-install helm-run generate check-generated image wheels compose-up compose-down compose-test bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -45,7 +45,7 @@ test: lint types check-generated test-deps ## everything CI runs: lint, types, g
 # Committed files that derive from code: Grafana dashboards and alert rules (once, in the chart:
 # helm/voice-loadtest/dashboards, rules), the chart schema's settings, the docs' settings table,
 # and k8s/ rendered from the chart, in that order. Edit the generators in tools/, not the output.
-generate: venv ## regenerate every generated file (dashboards, alert rules, settings tables, k8s/)
+generate: venv ## regenerate every generated file (dashboards, alert rules, settings and chart values tables, k8s/)
 	$(BIN)/python -m tools.generate
 
 check-generated: venv ## fail when a generated file differs from its generator (CI)
@@ -135,6 +135,15 @@ HELM_TIMEOUT ?= 15m
 
 helm-lint: venv ## lint the chart with Helm's engine (defaults, presets, ci/*-values.yaml)
 	$(BIN)/python -m tools.k8s_manifests
+
+CHART_DIST ?= dist
+helm-package: venv ## package the chart into $(CHART_DIST)/voice-loadtest-<version>.tgz and lint the archive (Helm's engine)
+	$(BIN)/python -m tools.helm_chart package --chart $(CHART) --out "$(CHART_DIST)"
+
+helm-push: helm-package ## push the packaged chart: make helm-push REGISTRY=oci://myacr.azurecr.io/helm
+	@test -n "$(REGISTRY)" || { echo "error: set REGISTRY=oci://HOST/PATH" >&2; exit 2; }
+	$(BIN)/python -m tools.helm_chart push --registry "$(REGISTRY)" \
+	  "$(CHART_DIST)/voice-loadtest-$$(sed -n 's/^version: *//p' $(CHART)/Chart.yaml).tgz"
 
 helm-install: ## install/upgrade the chart, interactive master: make helm-install HELM_VALUES="-f my-values.yaml"
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \

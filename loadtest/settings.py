@@ -325,6 +325,13 @@ SETTINGS: dict[str, Knob] = {
         Knob(
             "SCENARIO_WEIGHTS", "", "name=weight,... to weight scenarios (default equal)", _weights
         ),
+        Knob(
+            "SCENARIOS_FILE",
+            "",
+            "scenarios YAML (generate-audio's format): play only its scenarios, with its "
+            "weights; the audio cache must hold each one's turns (empty: every cached scenario)",
+            _text,
+        ),
         Knob("PER_TURN_STATS", "false", "also report ttfb/<scenario>/<turn> rows", _bool),
         Knob(
             "RECONNECT_MAX", "3", "reconnect attempts per call after a failed connect", _int(0, 100)
@@ -362,6 +369,7 @@ class CallerSettings:
     ws_ca_bundle: str
     ws_insecure: bool
     scenario_weights: tuple[tuple[str, float], ...]
+    scenarios_file: str
     per_turn_stats: bool
     reconnect_max: int
     seed: int | None
@@ -414,6 +422,7 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         ws_ca_bundle=values["WS_CA_BUNDLE"],
         ws_insecure=values["WS_INSECURE"],
         scenario_weights=values["SCENARIO_WEIGHTS"],
+        scenarios_file=values["SCENARIOS_FILE"],
         per_turn_stats=values["PER_TURN_STATS"],
         reconnect_max=values["RECONNECT_MAX"],
         seed=seed,

@@ -11,7 +11,8 @@ In order (a later step reads what an earlier one made):
 1. the Grafana dashboards → ``helm/voice-loadtest/dashboards/*.json`` (:mod:`tools.dashboards`);
 2. the alert rules → ``helm/voice-loadtest/rules/alerts.yml`` (:mod:`tools.alerts`);
 3. the caller settings in ``helm/voice-loadtest/values.schema.json`` (``settings``);
-4. the reference tables of the docs (:mod:`tools.docs_tables`);
+4. the reference tables of the docs (:mod:`tools.docs_tables`) and the chart README's values
+   table (:mod:`tools.helm_docs`);
 5. ``k8s/``: the chart, with 1–3, rendered by Helm's engine (:mod:`tools.k8s_manifests`).
 
 Each output exists once outside ``k8s/``: the chart ships the dashboards and rules (``.Files``
@@ -32,6 +33,7 @@ from pathlib import Path
 from tools.alerts import render_rules
 from tools.dashboards import build_dashboards, render
 from tools.docs_tables import TABLES, update_blocks
+from tools.helm_docs import render_table, replace_block, value_rows
 from tools.k8s_manifests import CHART, render_tree, settings_schema
 
 __all__ = ["OWNED", "generate", "main", "stale"]
@@ -39,6 +41,7 @@ __all__ = ["OWNED", "generate", "main", "stale"]
 DASHBOARDS = CHART / "dashboards"
 RULES = CHART / "rules"
 SCHEMA = CHART / "values.schema.json"
+CHART_README = CHART / "README.md"
 OWNED = (DASHBOARDS, RULES, Path("k8s/base"), Path("k8s/overlays"))
 """Folders whose every file is generated: a file there that nothing generates is stale."""
 _DIFF_LINES = 30
@@ -63,6 +66,11 @@ def generate(root: Path) -> dict[Path, str]:
             files[page] = update_blocks(_read(root, page), blocks, page=str(page))
         except ValueError as exc:
             raise GenerateError(str(exc)) from None
+    values_table = render_table(value_rows(_read(root, CHART / "values.yaml")))
+    try:
+        files[CHART_README] = replace_block(_read(root, CHART_README), values_table)
+    except ValueError as exc:
+        raise GenerateError(f"{CHART_README}: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="generate-") as scratch:
         chart = Path(scratch) / CHART.name
         shutil.copytree(root / CHART, chart)
@@ -106,6 +114,8 @@ def _origin(path: Path) -> str:
         return "loadtest/settings.py (its settings list)"
     if path in TABLES:
         return "tools/docs_tables.py (its marked tables)"
+    if path == CHART_README:
+        return "helm/voice-loadtest/values.yaml's `# --` comments (tools/helm_docs.py)"
     return "the chart (helm/voice-loadtest), rendered by tools/k8s_manifests.py"
 
 

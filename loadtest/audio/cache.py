@@ -82,6 +82,19 @@ class AudioCache:
     scenarios: dict[str, tuple[Clip, ...]]
     warnings: tuple[str, ...] = ()
 
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the cache's content: every file name with the sha256 of its PCM
+        bytes, in name order. Two folders with the same audio under the same names have the
+        same digest whatever their manifests' timestamps, so a run can say which audio it
+        played and two workers can be checked to have played the same."""
+        lines = sorted(
+            f"{clip.entry.filename}\0{sha256_hex(clip.pcm)}\n"
+            for clips in self.scenarios.values()
+            for clip in clips
+        )
+        return "sha256:" + sha256_hex("".join(lines).encode())
+
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and an atomic rename."""

@@ -19,7 +19,7 @@ A scenario in the file with a built-in's name replaces the built-in.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ __all__ = [
     "Turn",
     "load_scenarios",
     "parse_scenarios",
+    "played_weights",
     "select_scenarios",
 ]
 
@@ -178,3 +179,30 @@ def select_scenarios(available: Mapping[str, Scenario], names: Iterable[str]) ->
             f"(known: {', '.join(sorted(available))})"
         )
     return [available[n] for n in wanted]
+
+
+def played_weights(
+    wanted: Mapping[str, Scenario], cached: Mapping[str, Sequence[str]], *, source: str
+) -> dict[str, float]:
+    """Name → weight of the scenarios a run plays from a scenarios file (``SCENARIOS_FILE``).
+
+    ``cached`` maps each scenario of the audio cache to its turn texts in order. Every
+    scenario of ``wanted`` must be there with the same texts: audio made from another version
+    of the file would be played under this file's name. Raises :class:`ConfigError` naming
+    the first scenario that is missing or differs.
+    """
+    for name, scenario in wanted.items():
+        regenerate = f"run `voice-loadtest generate-audio --scenarios-file {source}`"
+        if name not in cached:
+            raise ConfigError(
+                f"{source}: scenario {name!r} has no audio in the cache (has: "
+                f"{', '.join(sorted(cached)) or 'nothing'}); {regenerate}"
+            )
+        texts = tuple(turn.text for turn in scenario.turns)
+        if tuple(cached[name]) != texts:
+            raise ConfigError(
+                f"{source}: scenario {name!r} differs from its audio in the cache "
+                f"({len(texts)} turn(s) in the file, {len(cached[name])} cached, or other "
+                f"words); {regenerate}"
+            )
+    return {name: scenario.weight for name, scenario in wanted.items()}

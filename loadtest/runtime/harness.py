@@ -69,6 +69,8 @@ class Harness:
         self.azure_config: AzureMonitorConfig | None = None
         self.azure_poller: AzureMonitorPoller | None = None
         self.rng = random.Random()
+        self.caches: set[str] = set()  # master/standalone: audio cache digests the callers played
+        self.scenarios: set[str] = set()  # ... and the scenarios they were given
 
     # -------------------------------------------------------------- Sink protocol
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None:
@@ -111,6 +113,7 @@ class Harness:
             self.library is None
             or self.settings is None
             or self.settings.pcm_dir != settings.pcm_dir
+            or self.settings.scenarios_file != settings.scenarios_file
         ):
             self.library = AudioLibrary.load(settings)
             for warning in self.library.warnings:
@@ -122,6 +125,19 @@ class Harness:
         self.settings = settings
         self.ready.set()
         return settings
+
+    def audio_identity(self) -> dict[str, Any]:
+        """Which audio this process plays: the cache digest and the scenario names."""
+        if self.library is None:
+            return {}
+        names = sorted(s.name for s in self.library.scenarios)
+        return {"cache": self.library.cache_digest, "scenarios": names}
+
+    def note_audio(self, identity: dict[str, Any]) -> None:
+        """Record a worker's :meth:`audio_identity` (or this standalone process's own)."""
+        if identity.get("cache"):
+            self.caches.add(str(identity["cache"]))
+        self.scenarios.update(str(name) for name in identity.get("scenarios", ()))
 
     def absorb(self, payload: dict[str, Any]) -> None:
         """Merge one worker delta (or this standalone process's own) into the run totals."""
@@ -258,6 +274,11 @@ class Harness:
             "target": settings.ws_url if settings else None,
             "role": self.role,
         }
+        if self.role == "standalone":
+            self.note_audio(self.audio_identity())
+        # More than one digest means the workers played different audio: shown, not hidden.
+        run["audio_cache"] = sorted(self.caches)
+        run["scenarios"] = sorted(self.scenarios)
         shown = {}
         if settings is not None:
             for knob in SETTINGS.values():

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from loadtest.audio.cache import AudioCache, load_cache
 from loadtest.audio.pcm import comfort_noise_frames, duration_ms, frame_size, resample
+from loadtest.audio.scenarios import parse_scenarios, played_weights
 from loadtest.audio.vad import speech_bounds
 from loadtest.conversation import ConversationConfig, GreetingMode, Scenario, TurnAudio
 from loadtest.errors import AudioFormatError, ConfigError
@@ -59,6 +61,7 @@ class AudioLibrary:
     frames: Mapping[str, Sequence[CallerFrame]]
     tail: Sequence[CallerFrame]
     warnings: tuple[str, ...] = ()
+    cache_digest: str = ""  # AudioCache.digest of the audio played
 
     @property
     def agent_sample_rate(self) -> int:
@@ -74,6 +77,8 @@ class AudioLibrary:
         rate, chunk = cache.sample_rate, settings.chunk_ms
         frame_size(rate, chunk)  # raises if the chunk is not whole samples at this rate
         weights = dict(settings.scenario_weights)
+        if settings.scenarios_file:
+            weights = _file_weights(settings.scenarios_file, cache, weights)
         unknown = sorted(set(weights) - set(cache.scenarios))
         if unknown:
             raise ConfigError(
@@ -116,7 +121,24 @@ class AudioLibrary:
             frames=frames,
             tail=_tail_frames(protocol, settings.silence_mode, rate, chunk),
             warnings=cache.warnings,
+            cache_digest=cache.digest,
         )
+
+
+def _file_weights(path: str, cache: AudioCache, overrides: dict[str, float]) -> dict[str, float]:
+    """The scenarios of ``SCENARIOS_FILE`` and their weights (``SCENARIO_WEIGHTS`` wins)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"SCENARIOS_FILE={path}: cannot read it ({exc.strerror})") from exc
+    cached = {name: [clip.entry.text for clip in clips] for name, clips in cache.scenarios.items()}
+    chosen = played_weights(parse_scenarios(text, source=path), cached, source=path)
+    outside = sorted(set(overrides) - set(chosen))
+    if outside:
+        raise ConfigError(
+            f"SCENARIO_WEIGHTS names {', '.join(outside)}, not in SCENARIOS_FILE {path}"
+        )
+    return {**chosen, **overrides}
 
 
 def _tail_frames(

@@ -6,6 +6,7 @@ Hooks used (Locust's documented events):
   plus ``--summary-json`` and ``--slo-file``;
 * ``init`` — validate settings and, on workers and standalone runs, load and pre-encode the
   audio cache once per process (a bad value or missing cache stops the process with one line);
+  with Locust's ``--web-login``, protect the web UI with HTTP Basic (:mod:`.web_auth`);
 * ``test_start`` — re-read settings (workers get the master's options here), probe the
   target once on the master/standalone (the run begins only if a connection works);
 * ``report_to_master`` / ``worker_report`` — workers ship their histogram/counter deltas,
@@ -42,6 +43,7 @@ from loadtest.metrics.summary import format_table
 from loadtest.runtime.exporter import DEFAULT_METRICS_PORT
 from loadtest.runtime.harness import VoiceFailure, harness_of, option_dest
 from loadtest.runtime.locust_fixes import memoize_default_args
+from loadtest.runtime.web_auth import enable_basic_auth
 from loadtest.settings import SETTINGS, parse_number
 
 __all__ = ["VoiceFailure", "register"]
@@ -104,9 +106,11 @@ def register(events: Any) -> None:
             help="address for /metrics (default: all IPv4 interfaces)",
         )
 
-    def _init(environment: Any, **_: Any) -> None:
+    def _init(environment: Any, web_ui: Any = None, **_: Any) -> None:
         harness = harness_of(environment)
         try:
+            if web_ui is not None and web_ui.web_login:
+                enable_basic_auth(web_ui)
             harness.configure()
             options = environment.parsed_options
             harness.azure_config = parse_azure_monitor_config(os.environ)
@@ -159,10 +163,12 @@ def register(events: Any) -> None:
 
         def ship(client_id: str, data: dict[str, Any], **__: Any) -> None:
             data["voice"] = harness.ship()
+            data["voice_audio"] = harness.audio_identity()
 
         def merge(client_id: str, data: dict[str, Any], **__: Any) -> None:
             if "voice" in data:
                 harness.absorb(data["voice"])
+            harness.note_audio(data.get("voice_audio") or {})
 
         environment.events.report_to_master.add_listener(ship)
         environment.events.worker_report.add_listener(merge)

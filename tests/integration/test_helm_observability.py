@@ -35,6 +35,24 @@ _SELECTOR = {
     "properties": {"matchLabels": _STR_MAP, "matchExpressions": {"type": "array"}},
 }
 _DURATION = {"type": "string", "pattern": r"^[0-9]+(ms|s|m|h|d|w|y)$"}
+_ACTIONS = ["replace", "keep", "drop", "hashmod", "labelmap", "labeldrop", "labelkeep",
+            "lowercase", "uppercase", "keepequal", "dropequal"]  # fmt: skip
+_RELABELINGS = {  # prometheus-operator's RelabelConfig
+    "type": "array",
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "sourceLabels": {"type": "array", "items": {"type": "string"}},
+            "separator": {"type": "string"},
+            "targetLabel": {"type": "string"},
+            "regex": {"type": "string"},
+            "modulus": {"type": "integer"},
+            "replacement": {"type": "string"},
+            "action": {"enum": _ACTIONS + [a.capitalize() for a in _ACTIONS]},
+        },
+    },
+}
 _ENDPOINT = {
     "type": "object",
     "additionalProperties": False,
@@ -44,7 +62,14 @@ _ENDPOINT = {
         "path": {"type": "string"},
         "interval": _DURATION,
         "scrapeTimeout": _DURATION,
+        "relabelings": _RELABELINGS,
+        "metricRelabelings": _RELABELINGS,
     },
+}
+_NAMESPACES = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
 }
 
 
@@ -69,6 +94,7 @@ CRD_SHAPES = {
             "required": ["selector", "endpoints"],
             "properties": {
                 "selector": _SELECTOR,
+                "namespaceSelector": _NAMESPACES,
                 "endpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
             },
         },
@@ -82,6 +108,7 @@ CRD_SHAPES = {
             "required": ["selector", "podMetricsEndpoints"],
             "properties": {
                 "selector": _SELECTOR,
+                "namespaceSelector": _NAMESPACES,
                 "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
             },
         },

@@ -16,6 +16,7 @@ from typing import Any
 import helm_python
 import kubernetes_validate
 import pytest
+import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from tests.conftest import REPO_ROOT
@@ -27,6 +28,7 @@ SCENARIOS: dict[str, list[Path]] = {
     **{p.stem: [p] for p in sorted(CHART.glob("values-*.yaml"))},
     **{f"ci/{p.stem}": [p] for p in sorted((CHART / "ci").glob("*-values.yaml"))},
 }
+CHART_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
 KUBE_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
 """Oldest AKS-supported minor we promise, and the newest schema bundled."""
 CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ScaledObject"}
@@ -133,7 +135,7 @@ def test_pods_follow_the_restricted_standard(scenario: tuple[str, Rendered]) -> 
             mounts = {m["mountPath"] for m in ctr.get("volumeMounts", [])}
             assert "/tmp" in mounts, (pod, ctr["name"], "needs a writable /tmp")
             assert ctr["resources"].get("limits"), (pod, ctr["name"])
-        for volume in spec.get("volumes", []):
+        for volume in spec.get("volumes", []):  # the restricted standard's volume types
             assert set(volume) - {"name"} <= {"emptyDir", "configMap", "persistentVolumeClaim"}
 
 
@@ -171,7 +173,7 @@ def test_every_object_carries_the_common_labels(scenario: tuple[str, Rendered]) 
     for obj in rendered.objects:
         labels = obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/instance"] == "vl", (name, obj["metadata"]["name"])
-        assert labels["helm.sh/chart"] == "voice-loadtest-0.1.0"
+        assert labels["helm.sh/chart"] == f"voice-loadtest-{CHART_VERSION}"
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
 
 

@@ -44,6 +44,21 @@ REJECTED: dict[str, tuple[dict[str, Any], str]] = {
     "keda without Prometheus": ({"worker": {"keda": {"enabled": True}}}, "/worker/keda"),
     "bad container name": ({"audio": {"blob": {"container": "Voice_Audio"}}}, "container"),
     "bad digest": ({"image": {"digest": "latest"}}, "/image/digest"),
+    "login without a Secret": ({"master": {"auth": {"enabled": True}}}, "/master/auth"),
+    "claim audio without a claim": ({"audio": {"source": "claim"}}, "/audio"),
+    "configMap audio without one": ({"audio": {"source": "configMap"}}, "/audio"),
+    "unknown audio source": ({"audio": {"source": "nfs"}}, "/audio/source"),
+    "ingress host with a scheme": (
+        {"master": {"ingress": {"hosts": ["https://a.example.com"]}}},
+        "/master/ingress/hosts/0",
+    ),
+    "bad ingress pathType": ({"master": {"ingress": {"pathType": "Regex"}}}, "pathType"),
+    "relabelings as a map": (
+        {"metrics": {"serviceMonitor": {"relabelings": {"a": 1}}}},
+        "/metrics/serviceMonitor/relabelings",
+    ),
+    "pull secret as a number": ({"global": {"imagePullSecrets": [3]}}, "imagePullSecrets"),
+    "inline scenarios without scenarios": ({"scenarios": {"inline": {"x": 1}}}, "inline"),
     "CPU target over 100": (
         {"worker": {"autoscaling": {"targetCPUUtilizationPercentage": 150}}},
         "targetCPUUtilizationPercentage",
@@ -74,6 +89,20 @@ GUARDS: dict[str, tuple[dict[str, Any], str]] = {
         "must exceed load.stopTimeoutSeconds",
     ),
     "run without a target": ({"mode": "run"}, "needs a target"),
+    "anonymous ingress": (
+        {"master": {"ingress": {"enabled": True}}},
+        "master.ingress.enabled exposes the Locust web UI, which starts load against any URL "
+        "typed into it: set master.auth.enabled=true with master.auth.existingSecret, or "
+        "master.ingress.allowAnonymous=true",
+    ),
+    "scrape timeout over the interval": (
+        {"metrics": {"podMonitor": {"enabled": True, "interval": "1m", "scrapeTimeout": "61s"}}},
+        "metrics.podMonitor.scrapeTimeout (61s) must not exceed its interval (1m)",
+    ),
+    "two scenarios files": (
+        {"scenarios": {"configMap": "a", "inline": {"scenarios": [{"name": "b", "turns": ["x"]}]}}},
+        "scenarios.configMap and scenarios.inline are exclusive",
+    ),
     "min over max": (
         {"worker": {"autoscaling": {"enabled": True, "minReplicas": 9, "maxReplicas": 3}}},
         "minReplicas must not exceed",

@@ -4,7 +4,8 @@ Each rendered pod (agent simulator Deployment, master Job, worker Deployment, th
 pod) becomes one ``docker run`` with exactly its image, command, args and environment (``env``
 over ``envFrom`` of the rendered ConfigMap, ``fieldRef`` to the pod name), its security
 context (uid/gid, read-only root filesystem, all capabilities dropped, no new privileges), its
-CPU/memory limits and its volumes (``emptyDir`` and ``configMap`` as host folders). The network
+CPU/memory limits and its volumes (``emptyDir`` and ``configMap`` as host folders, an existing
+``persistentVolumeClaim`` as the host folder the test says it holds). The network
 alias of a container is the name of every rendered Service whose selector matches the pod's
 labels, so the master is reached under its Service name as in the cluster. Readiness is the
 rendered probe, sent to the container's published port.
@@ -15,15 +16,23 @@ audio comes the chart's Blob way: each worker's ``pull-audio`` initContainer dow
 verifies the cache from Blob Storage (Azurite on 127.0.0.1, so only that container runs on the
 host network) into the ``emptyDir`` the worker reads as ``PCM_DIR``; the ``existingSecret`` is
 played by a dict of the Secret's data.
+
+Another run takes its scenarios file from a ConfigMap the user made and its audio from an
+existing claim (a host folder mounted read-only, with the claim's subPath), and its summary
+names both. An interactive master with ``master.auth`` refuses its web UI and API without the
+Secret's account (401) and serves them with it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -31,7 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from loadtest.audio.cache import load_cache
 from tests.integration import docker_helpers as dh
 from tests.integration.conftest import Azurite
 from tests.integration.test_helm_render import Rendered, pod_specs, render
@@ -66,17 +77,22 @@ class Cluster:
         root: Path,
         secrets: dict[str, dict[str, str]] | None = None,
         init_network: str = "",
+        configmaps: dict[str, dict[str, str]] | None = None,
+        claims: dict[str, Path] | None = None,
     ) -> None:
         self.rendered = rendered
         self.secrets = secrets or {}
+        self.claims = claims or {}  # PersistentVolumeClaim name -> the host folder it holds
         self.root = root
         self.network = f"vlt-helm-{uuid.uuid4().hex[:8]}"
         self.containers: list[str] = []
+        self.volumes: dict[tuple[str, str], Path] = {}  # (container, volume) -> host folder
         self.config = {
             o["metadata"]["name"]: o.get("data") or {}
             for o in rendered.objects
             if o["kind"] == "ConfigMap"
         }
+        self.config.update(configmaps or {})  # ConfigMaps the user made, named in values
         dh.run(["docker", "network", "create", self.network])
         self.init_network = init_network or self.network
 
@@ -92,12 +108,19 @@ class Cluster:
         ]
 
     def _volume(self, name: str, volume: dict[str, Any]) -> Path:
+        if "persistentVolumeClaim" in volume:  # an existing claim: the host folder it holds
+            path = self.claims[volume["persistentVolumeClaim"]["claimName"]]
+            self.volumes[name, volume["name"]] = path
+            return path
         path = self.root / name / volume["name"]
         path.mkdir(parents=True)
+        self.volumes[name, volume["name"]] = path
         if "configMap" in volume:
-            for key, text in self.config[volume["configMap"]["name"]].items():
-                (path / key).write_text(text)
-                (path / key).chmod(0o644)
+            data = self.config[volume["configMap"]["name"]]
+            items = volume["configMap"].get("items") or [{"key": k, "path": k} for k in data]
+            for item in items:
+                (path / item["path"]).write_text(data[item["key"]])
+                (path / item["path"]).chmod(0o644)
             path.chmod(0o755)
         else:
             assert set(volume) == {"name", "emptyDir"}, volume
@@ -115,6 +138,9 @@ class Cluster:
         for item in ctr.get("env", []):
             if "value" in item:
                 env[item["name"]] = item["value"]
+            elif "secretKeyRef" in item["valueFrom"]:
+                ref = item["valueFrom"]["secretKeyRef"]
+                env[item["name"]] = self.secrets[ref["name"]][ref["key"]]
             else:
                 assert item["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, item
                 env[item["name"]] = name
@@ -143,7 +169,7 @@ class Cluster:
             args += ["--security-opt", "no-new-privileges"]
         for mount in ctr.get("volumeMounts", []):
             mode = "ro" if mount.get("readOnly") else "rw"
-            host = self.root / name / mount["name"]
+            host = self.volumes[name, mount["name"]] / mount.get("subPath", "")
             args += ["--volume", f"{host}:{mount['mountPath']}:{mode}"]
         for key, value in self._env(ctr, name).items():
             args += ["--env", f"{key}={value}"]
@@ -181,6 +207,15 @@ class Cluster:
         dh.run([*args, *self._args(name, spec, ctr)])
         self.containers.append(name)
         return name
+
+    def start_run(self, tag: str, worker: str) -> tuple[str, str]:
+        """The agent, the run's master and one worker named ``worker``, each started once the
+        one before is ready: (agent, master)."""
+        agent, master = f"agent-{tag}", f"master-{tag}"
+        for suffix, name in (("-agent", agent), ("-master-run-1", master), ("-worker", worker)):
+            self.start(suffix, name)
+            self.wait_ready(suffix, name)
+        return agent, master
 
     def url(self, name: str, port: int, path: str) -> str:
         published = dh.run(["docker", "port", name, str(port)]).stdout.split()[0]
@@ -328,12 +363,8 @@ def test_rendered_run_completes_and_a_worker_added_mid_run_gets_callers(
     k8s = Cluster(render(values), pods_dir, {"audio-storage": secret}, init_network="host")
     cluster.append(k8s)
     tag = uuid.uuid4().hex[:6]
-    agent = k8s.start("-agent", f"agent-{tag}")
-    k8s.wait_ready("-agent", agent)
-    master = k8s.start("-master-run-1", f"master-{tag}")
-    k8s.wait_ready("-master-run-1", master)
-    first = k8s.start("-worker", f"worker-a-{tag}")
-    k8s.wait_ready("-worker", first)
+    first = f"worker-a-{tag}"
+    agent, master = k8s.start_run(tag, first)
 
     def settled(running: int) -> bool:
         users, workers = _users_on(k8s, master)
@@ -372,18 +403,85 @@ def test_rendered_run_completes_and_a_worker_added_mid_run_gets_callers(
         assert pulled == pushed and "manifest.jsonl" in pulled
 
 
-def test_rendered_interactive_master_passes_the_helm_test(
+def _get(url: str, account: tuple[str, str] | None = None) -> int:
+    request = urllib.request.Request(url)
+    if account is not None:
+        token = base64.b64encode(":".join(account).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_rendered_interactive_master_behind_its_login_passes_the_helm_test(
     image: str, cluster: list[Cluster], pods_dir: Path
 ) -> None:
-    k8s = Cluster(render(_values(image)), pods_dir)
+    account = ("ops", f"pw-{uuid.uuid4().hex[:12]}")
+    values = _values(image, master={"auth": {"enabled": True, "existingSecret": "locust-login"}})
+    secrets = {"locust-login": {"username": account[0], "password": account[1]}}
+    k8s = Cluster(render(values), pods_dir, secrets)
     cluster.append(k8s)
     tag = uuid.uuid4().hex[:6]
     master = k8s.start("-master", f"master-{tag}")
-    k8s.wait_ready("-master", master)
-    with urllib.request.urlopen(k8s.url(master, 8089, "/"), timeout=5) as page:
-        assert page.status == 200  # the web UI behind the Service's "web" port
+    k8s.wait_ready("-master", master)  # the probes use the metrics port: no login there
+    for path in ("/", "/stats/requests"):  # the web UI behind the Service's "web" port
+        assert _get(k8s.url(master, 8089, path)) == 401, path
+        assert _get(k8s.url(master, 8089, path), (account[0], "wrong")) == 401, path
+        assert _get(k8s.url(master, 8089, path), account) == 200, path
     test_pod = k8s.start("-test", f"helm-test-{tag}")
     code = int(dh.run(["docker", "wait", test_pod], timeout=120).stdout)
     out = k8s.logs(test_pod)
     assert code == 0, out
     assert "ok: /healthz and /metrics" in out and "ok: web API" in out
+    assert account[1] not in k8s.logs(master)
+
+
+def test_rendered_run_plays_the_scenarios_configmap_from_the_audio_claim(
+    built: tuple[str, Path], cluster: list[Cluster], pods_dir: Path
+) -> None:
+    image, context = built
+    claim = pods_dir / "claim-caller-audio"  # what the PersistentVolumeClaim holds
+    cache_dir = claim / "caches" / "v1"
+    shutil.copytree(context / "audio_cache", cache_dir)
+    for path in [claim, *claim.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    cache = load_cache(cache_dir)
+    name = "quick_question" if "quick_question" in cache.scenarios else sorted(cache.scenarios)[0]
+    texts = [clip.entry.text for clip in cache.scenarios[name]]
+    scenarios = yaml.safe_dump({"scenarios": [{"name": name, "weight": 2, "turns": texts}]})
+    users = 3
+    values = _values(
+        image,
+        mode="run",
+        load={"users": users, "spawnRate": users, "runTime": "20s",
+              "expectWorkersMaxWaitSeconds": 60, "stopTimeoutSeconds": 5},
+        worker={"replicas": 1, "terminationGracePeriodSeconds": 20},
+        # What runs is under test here, not timing (the other run holds the harness to its
+        # default limits): generous limits keep a busy machine from voiding the run.
+        slo={**SLO, "harness": {"max_lateness_p99_ms": 250, "max_receive_lag_p99_ms": 250}},
+        scenarios={"configMap": "call-scenarios", "key": "calls.yaml"},
+        audio={"source": "claim", "existingClaim": "caller-audio", "subPath": "caches/v1"},
+    )  # fmt: skip
+    k8s = Cluster(
+        render(values),
+        pods_dir,
+        configmaps={"call-scenarios": {"calls.yaml": scenarios, "other.yaml": "not mounted"}},
+        claims={"caller-audio": claim},
+    )
+    cluster.append(k8s)
+    tag = uuid.uuid4().hex[:6]
+    worker = f"worker-{tag}"
+    agent, master = k8s.start_run(tag, worker)
+    code = int(dh.run(["docker", "wait", master], timeout=180).stdout)
+    summary = json.loads((pods_dir / master / "reports" / "summary.json").read_text())
+    assert summary["settings"]["SCENARIOS_FILE"] == "/scenarios/calls.yaml"
+    assert summary["run"]["scenarios"] == [name]  # only the file's scenario was dealt out
+    assert summary["run"]["audio_cache"] == [cache.digest]  # the claim's audio, not the image's
+    assert code == summary["slo"]["exit_code"] == 0, (summary["slo"], k8s.logs(master)[-3000:])
+    assert summary["metrics"]["ttfb_ms"]["count"] >= users
+    assert sorted(p.name for p in (pods_dir / worker / "scenarios").iterdir()) == ["calls.yaml"]
+    assert load_cache(cache_dir).digest == cache.digest  # mounted read-only: untouched
+    for each in (master, worker, agent):
+        assert "Traceback" not in k8s.logs(each), (each, k8s.logs(each)[-3000:])

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from loadtest.audio.cache import load_cache
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -53,6 +55,10 @@ def test_distributed_run_measures_the_agent_truthfully(
     assert summary["rates"]["connection_success"] == 1.0
     assert summary["slo"]["verdict"] == "pass"
     assert summary["run"]["workers"] == 2
+    # Both workers report the audio they play; the master names it once.
+    cache = load_cache(espeak_cache_dir)
+    assert summary["run"]["audio_cache"] == [cache.digest]
+    assert summary["run"]["scenarios"] == sorted(cache.scenarios)
     # Harness health is reported, and a loopback run at this size is nowhere near saturation.
     assert summary["harness"]["frame_lateness_ms"]["p99"] < 20
     assert 0.95 < summary["harness"]["realtime_factor"] <= 1.01

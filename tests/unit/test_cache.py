@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -96,3 +97,23 @@ def test_manifest_garbage_and_missing_folder(cache_dir: Path, tmp_path: Path) ->
     empty.mkdir()
     with pytest.raises(AudioError, match="no audio in the cache"):
         load_cache(empty)
+
+
+def test_digest_names_the_audio_not_the_manifest(cache_dir: Path, tmp_path: Path) -> None:
+    digest = load_cache(cache_dir).digest
+    assert digest.startswith("sha256:") and len(digest) == len("sha256:") + 64
+    copy = tmp_path / "copy"
+    shutil.copytree(cache_dir, copy)
+    manifest = copy / MANIFEST_NAME
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for line in lines:
+        line["created_at"] = "2000-01-01T00:00:00+00:00"  # same audio, another manifest
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert load_cache(copy).digest == digest
+    pcm = copy / lines[0]["filename"]
+    data = bytearray(pcm.read_bytes())
+    data[200] ^= 0x01  # one sample differs: another cache
+    pcm.write_bytes(bytes(data))
+    lines[0]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert load_cache(copy).digest != digest

@@ -114,13 +114,86 @@ ServiceAccount name.
 {{- end }}
 
 {{/*
-Image reference: repository@digest, else repository:tag (tag defaults to appVersion).
+Image reference: [registry/]repository@digest, else [registry/]repository:tag (tag defaults to
+appVersion). The registry is global.imageRegistry, else image.registry, else none.
 */}}
 {{- define "voice-loadtest.image" -}}
+{{- $registry := default .Values.image.registry (dig "imageRegistry" "" (.Values.global | default dict)) | trimSuffix "/" }}
+{{- $repository := .Values.image.repository }}
+{{- if $registry }}
+{{- $repository = printf "%s/%s" $registry $repository }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pull secrets of every pod: imagePullSecrets, then global.imagePullSecrets; each entry a name or
+{name: ...}; duplicates dropped.
+*/}}
+{{- define "voice-loadtest.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat .Values.imagePullSecrets (dig "imagePullSecrets" list (.Values.global | default dict)) }}
+{{- $name := . }}
+{{- if kindIs "map" . }}
+{{- $name = get . "name" }}
+{{- end }}
+{{- if and $name (not (has $name $names)) }}
+{{- $names = append $names $name }}
+{{- end }}
+{{- end }}
+{{- range $names }}
+- name: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+StorageClass of a claim the chart creates: its own, else global.storageClass ("" = the
+cluster's default).
+*/}}
+{{- define "voice-loadtest.storageClass" -}}
+{{- default (dig "storageClass" "" (.ctx.Values.global | default dict)) .own }}
+{{- end }}
+
+{{/*
+ServiceMonitor/PodMonitor API version: metrics.monitorApiVersion, else the group the cluster
+serves (prometheus-operator first, then Azure Monitor managed Prometheus), else
+prometheus-operator's.
+*/}}
+{{- define "voice-loadtest.monitorApiVersion" -}}
+{{- $kind := .kind }}
+{{- with .ctx }}
+{{- if .Values.metrics.monitorApiVersion }}
+{{- .Values.metrics.monitorApiVersion }}
+{{- else if .Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" $kind) }}
+{{- "monitoring.coreos.com/v1" }}
+{{- else if .Capabilities.APIVersions.Has (printf "azmonitoring.coreos.com/v1/%s" $kind) }}
+{{- "azmonitoring.coreos.com/v1" }}
+{{- else }}
+{{- "monitoring.coreos.com/v1" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The scenarios file: the ConfigMap holding it ("" when none) and its key.
+*/}}
+{{- define "voice-loadtest.scenariosConfigMap" -}}
+{{- if .Values.scenarios.configMap }}
+{{- .Values.scenarios.configMap }}
+{{- else if .Values.scenarios.inline }}
+{{- printf "%s-scenarios" (include "voice-loadtest.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "voice-loadtest.scenariosKey" -}}
+{{- if .Values.scenarios.configMap }}
+{{- .Values.scenarios.key }}
+{{- else }}
+{{- "scenarios.yaml" }}
 {{- end }}
 {{- end }}
 
@@ -167,6 +240,9 @@ Pod annotations: config checksum, Prometheus scrape hints, user annotations.
 */}}
 {{- define "voice-loadtest.podAnnotations" -}}
 checksum/config: {{ include (print .ctx.Template.BasePath "/configmap.yaml") .ctx | sha256sum }}
+{{- with .ctx.Values.scenarios.inline }}
+checksum/scenarios: {{ toYaml . | sha256sum }}
+{{- end }}
 {{- if and .ctx.Values.metrics.podAnnotations .port }}
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ .port | quote }}
@@ -183,9 +259,9 @@ Pod-level settings shared by every pod.
 {{- define "voice-loadtest.podCommon" -}}
 serviceAccountName: {{ include "voice-loadtest.serviceAccountName" . }}
 automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
-{{- with .Values.imagePullSecrets }}
+{{- with include "voice-loadtest.imagePullSecrets" . }}
 imagePullSecrets:
-  {{- toYaml . | nindent 2 }}
+  {{- . | nindent 2 }}
 {{- end }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
@@ -250,9 +326,62 @@ Checks that templates cannot express in the schema.
 {{- if and .Values.worker.keda.enabled (gt (int .Values.worker.keda.minReplicas) (int .Values.worker.keda.maxReplicas)) }}
 {{- fail "worker.keda.minReplicas must not exceed maxReplicas" }}
 {{- end }}
+{{- if and .Values.scenarios.configMap .Values.scenarios.inline }}
+{{- fail "scenarios.configMap and scenarios.inline are exclusive: give the scenarios file one way" }}
+{{- end }}
+{{- with .Values.master.ingress }}
+{{- if and .enabled (not $.Values.master.auth.enabled) (not .allowAnonymous) }}
+{{- fail "master.ingress.enabled exposes the Locust web UI, which starts load against any URL typed into it: set master.auth.enabled=true with master.auth.existingSecret, or master.ingress.allowAnonymous=true if a login in front of the ingress protects it" }}
+{{- end }}
+{{- end }}
+{{- range $name := list "serviceMonitor" "podMonitor" }}
+{{- $monitor := get $.Values.metrics $name }}
+{{- if and $monitor.enabled (gt (int (include "voice-loadtest.durationMs" $monitor.scrapeTimeout)) (int (include "voice-loadtest.durationMs" $monitor.interval))) }}
+{{- fail (printf "metrics.%s.scrapeTimeout (%s) must not exceed its interval (%s): Prometheus refuses such a scrape" $name $monitor.scrapeTimeout $monitor.interval) }}
+{{- end }}
+{{- end }}
 {{- if not (include "voice-loadtest.wsUrl" .) }}
 {{- if eq .Values.mode "run" }}
 {{- fail "mode=run needs a target: set target.wsUrl (ws:// or wss://) or agentSimulator.enabled=true" }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+The scenarios file in master and workers: SCENARIOS_FILE, its read-only mount at /scenarios and
+the volume (nothing when no scenarios file is given).
+*/}}
+{{- define "voice-loadtest.scenariosEnv" -}}
+{{- if include "voice-loadtest.scenariosConfigMap" . }}
+- name: SCENARIOS_FILE
+  value: {{ printf "/scenarios/%s" (include "voice-loadtest.scenariosKey" .) | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "voice-loadtest.scenariosMount" -}}
+{{- if include "voice-loadtest.scenariosConfigMap" . }}
+- name: scenarios
+  mountPath: /scenarios
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "voice-loadtest.scenariosVolume" -}}
+{{- with include "voice-loadtest.scenariosConfigMap" . }}
+- name: scenarios
+  configMap:
+    name: {{ . }}
+    items:
+      - key: {{ include "voice-loadtest.scenariosKey" $ }}
+        path: {{ include "voice-loadtest.scenariosKey" $ }}
+{{- end }}
+{{- end }}
+
+{{/*
+A duration of the schema's form (NUMBER plus ms, s, m or h) in milliseconds.
+*/}}
+{{- define "voice-loadtest.durationMs" -}}
+{{- $unit := regexFind "[a-z]+$" . }}
+{{- $number := int (trimSuffix $unit .) }}
+{{- mul $number (get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit) }}
 {{- end }}

@@ -42,6 +42,9 @@ spec:
         - master
         - --slo-file
         - /config/slo.yaml
+        {{- if .Values.master.auth.enabled }}
+        - --web-login
+        {{- end }}
         {{- with .Values.master.extraArgs }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -84,6 +87,23 @@ spec:
         - name: REPORTS_BLOB_PREFIX
           value: {{ printf "%s%s/" .Values.reports.upload.prefix (include "voice-loadtest.jobName" .) | quote }}
         {{- end }}
+        {{- with .Values.master.auth }}
+        {{- if .enabled }}
+        - name: WEB_AUTH_USERNAME
+          valueFrom:
+            secretKeyRef:
+              name: {{ .existingSecret }}
+              key: {{ .usernameKey }}
+        - name: WEB_AUTH_PASSWORD
+          valueFrom:
+            secretKeyRef:
+              name: {{ .existingSecret }}
+              key: {{ .passwordKey }}
+        {{- end }}
+        {{- end }}
+        {{- with include "voice-loadtest.scenariosEnv" . | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- with include "voice-loadtest.callerEnv" . | trim }}
         {{- . | nindent 8 }}
         {{- end }}
@@ -95,6 +115,9 @@ spec:
         {{- if and $upload .Values.reports.upload.existingSecret }}
         - secretRef:
             name: {{ .Values.reports.upload.existingSecret }}
+        {{- end }}
+        {{- with .Values.master.extraEnvFrom }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
       ports:
         - name: locust
@@ -135,6 +158,12 @@ spec:
         - name: files
           mountPath: /config
           readOnly: true
+        {{- with include "voice-loadtest.scenariosMount" . | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
+        {{- with .Values.master.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
   volumes:
     - name: tmp
       emptyDir: {}
@@ -148,4 +177,10 @@ spec:
     - name: files
       configMap:
         name: {{ include "voice-loadtest.filesName" . }}
+    {{- with include "voice-loadtest.scenariosVolume" . | trim }}
+    {{- . | nindent 4 }}
+    {{- end }}
+    {{- with .Values.master.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end }}
