@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+TEST_DATA = REPO_ROOT / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
 def azure_sample_dir() -> Path:
-    """The real Azure TTS caller audio (legacy-format cache), read-only."""
-    path = SHARED_DATA / "azure-tts-sample"
+    """The real Azure TTS caller audio (legacy-format cache, see its README), read-only."""
+    path = TEST_DATA / "azure-tts-sample"
     if not (path / "manifest.jsonl").is_file():
-        pytest.fail(f"shared test data missing at {path}; tests need ../shared/data")
+        pytest.fail(f"test data missing at {path}; it is part of the repository")
     return path
 
 
