@@ -330,6 +330,13 @@ SETTINGS: dict[str, Knob] = {
             "RECONNECT_MAX", "3", "reconnect attempts per call after a failed connect", _int(0, 100)
         ),
         Knob("SEED", "", "random seed for scenario choice and barge-in (empty: random)", _text),
+        Knob(
+            "PROBE",
+            "true",
+            "place one call before the run (the protocol's opening, then a normal close); "
+            "false (--no-probe) for agents that bill or page on every call",
+            _bool,
+        ),
     )
 }
 
@@ -365,6 +372,7 @@ class CallerSettings:
     per_turn_stats: bool
     reconnect_max: int
     seed: int | None
+    probe: bool = True
     ws_auth_token: str = field(default="", repr=False)
 
     def with_url(self, url: str) -> CallerSettings:
@@ -417,5 +425,6 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         per_turn_stats=values["PER_TURN_STATS"],
         reconnect_max=values["RECONNECT_MAX"],
         seed=seed,
+        probe=values["PROBE"],
         ws_auth_token=values["WS_AUTH_TOKEN"],
     )

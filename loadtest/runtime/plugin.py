@@ -6,8 +6,9 @@ Hooks used (Locust's documented events):
   plus ``--summary-json`` and ``--slo-file``;
 * ``init`` — validate settings and, on workers and standalone runs, load and pre-encode the
   audio cache once per process (a bad value or missing cache stops the process with one line);
-* ``test_start`` — re-read settings (workers get the master's options here), probe the
-  target once on the master/standalone (the run begins only if a connection works);
+* ``test_start`` — re-read settings (workers get the master's options here); on the
+  master/standalone place the run's one probe call (:mod:`.probe`; the run begins only if
+  the upgrade works) unless ``PROBE=false`` or ``voice-loadtest run`` already placed it;
 * ``report_to_master`` / ``worker_report`` — workers ship their histogram/counter deltas,
   the master merges them exactly;
 * ``quitting`` — the master (or standalone process) builds the summary, writes the JSON,
@@ -41,6 +42,7 @@ from loadtest.metrics.summary import format_table
 from loadtest.runtime.exporter import DEFAULT_METRICS_PORT
 from loadtest.runtime.harness import VoiceFailure, harness_of, option_dest
 from loadtest.runtime.locust_fixes import memoize_default_args
+from loadtest.runtime.probe import PROBED_ENV, cache_rate, probe
 from loadtest.settings import SETTINGS, parse_number
 
 __all__ = ["VoiceFailure", "register"]
@@ -70,6 +72,14 @@ def register(events: Any) -> None:
                 help=f"{knob.help} (default {knob.default!r})",
                 is_secret=knob.secret,
             )
+        group.add_argument(
+            "--no-probe",
+            dest=option_dest("PROBE"),
+            action="store_const",
+            const="false",
+            include_in_web_ui=False,
+            help="same as --probe false",
+        )
         group.add_argument(
             "--summary-json",
             default=None,
@@ -140,10 +150,11 @@ def register(events: Any) -> None:
             environment.runner.quit()
             return
         if harness.role != "worker":
-            from loadtest.runtime.runner import probe  # imported late: no gevent at import
-
             try:
-                probe(settings)
+                if settings.probe and not os.environ.get(PROBED_ENV):
+                    library = harness.library
+                    rate = library.sample_rate if library else cache_rate(settings.pcm_dir)
+                    probe(settings, rate)
             except LoadtestError as exc:
                 log.error("voice-loadtest: %s", exc)
                 harness.probe_failed = str(exc)

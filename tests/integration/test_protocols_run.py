@@ -101,11 +101,16 @@ def test_the_caller_echoes_the_agents_marks(tmp_path: Path, espeak_cache_8k: Pat
     echoes = metrics.get(("voice_loadtest_agent_inbound_messages_total", (("kind", "mark"),)), 0)
     bad = {labels: v for (name, labels), v in metrics.items() if "bad_inputs" in name and v}
     assert replies >= 6 and not bad
-    # Each call streamed under its own streamSid (as its start message announced it); the
-    # run's connection probes open no stream.
+    # One probe call for the whole run (`run` placed it; the master did not repeat it), and
+    # it opened its stream as a real call does: connected, start, ..., stop.
+    connections = metrics[("voice_loadtest_agent_connections_total", ())]
+    starts = metrics[("voice_loadtest_agent_inbound_messages_total", (("kind", "start"),))]
+    assert summary["rates"]["connection_success"] == 1.0
+    assert connections == summary["counts"]["connect_attempts"] + 1 == starts
+    # Each call streamed under its own streamSid (as its start message announced it).
     closed = [e for e in agent.logs if e.get("event") == "call closed"]
     streams = [str(e["stream"]) for e in closed if "stream" in e]
-    assert len(streams) >= 3 and len(set(streams)) == len(streams), streams
+    assert len(streams) >= 4 and len(set(streams)) == len(streams), streams
     assert all(s.startswith("MZ") and len(s) == 34 for s in streams), streams
     # Each reply's mark is echoed 20 ms after it (its first frame has played); a call that
     # ends in that moment may take its last echo with it, one per caller at most.
