@@ -17,6 +17,10 @@ that drives it)::
     forward(conv.events())                     # Samples → events.request; reports → stats
     # when the connection drops (a failed send or a close read), once:
     conv.closed(monotonic_ns(), code, reason); forward(conv.events())
+    # when the run ends: finish the current turn, then hang up (any time after start):
+    conv.hang_up_after_turn()
+    # when the caller is stopped before the conversation is done (the stop grace ran out):
+    conv.cut(monotonic_ns()); forward(conv.events())
     # the call is over when conv.next_deadline_ns() is None (conv.done)
 
 Rules the edge keeps: ``start`` first; ``sent`` for every frame ``frames_due`` returned, in
@@ -75,6 +79,7 @@ class Conversation:
         self._rec = Recorder(plan.scenario, config.first_byte_timeout_ms)
         self._started = False
         self._done = False
+        self._hang_up = False  # end the call where the next turn would begin
         self._start_ns = 0
         self._next_slot = 0
         self._tail_frames = 0
@@ -222,6 +227,32 @@ class Conversation:
             self._rec.turn_ended(turn, now_ns, close=(code, reason))
         self._done = True
 
+    def hang_up_after_turn(self) -> None:
+        """The run is ending: finish the current turn — its answer measured and heard, or
+        timed out — then end the conversation (:attr:`done`) where the next turn would have
+        begun, without barging in; before turn 0, end at the next frame. Idempotent."""
+        self._hang_up = True
+
+    def cut(self, now_ns: int) -> None:
+        """The caller was stopped at ``now_ns`` before the conversation was done (the run's
+        stop grace ran out); the conversation ends.
+
+        What time decided up to ``now_ns`` stands (a TTFB timeout). The current turn's
+        :class:`TurnReport` comes with ``cut=True`` and without a ``turn`` Sample: the run's
+        end, not the agent, ended it. Samples decided before stay; an undecided barge-in is
+        dropped. A no-op once :attr:`done`.
+        """
+        if not self._started or self._done:
+            self._done = True
+            return
+        self._anchors_inflight = 0
+        self._inflight.clear()
+        self._replay_pending()
+        self._advance(now_ns)
+        if self._turn is not None:
+            self._rec.turn_cut(self._turn, now_ns)
+        self._done = True
+
     def events(self) -> list[Event]:
         """Drain the measurements decided so far, in the order they were decided."""
         return self._rec.drain()
@@ -275,6 +306,12 @@ class Conversation:
     def _frame_for_slot(self, due_ns: int) -> Frame | None:
         turn = self._turn
         if turn is None:
+            if self._hang_up:
+                self._rec.greeting_ended(
+                    self._greeting, self._start_ns, barged=False, truncated=False, ended_ns=due_ns
+                )
+                self._done = True
+                return None
             handoff = self._greeting_handoff(due_ns)
             if handoff is None:
                 return self._tail_frame(due_ns, -1)
@@ -294,7 +331,7 @@ class Conversation:
             handoff = self._turn_handoff(turn, due_ns)
             if handoff is not None:
                 self._rec.turn_ended(turn, handoff.ended_ns, truncated=handoff.truncated)
-                if plan.index + 1 == len(self._plan.turns):
+                if plan.index + 1 == len(self._plan.turns) or self._hang_up:
                     self._done = True
                     return None
                 turn = self._begin_turn(
@@ -350,10 +387,11 @@ class Conversation:
 
     def _turn_handoff(self, turn: TurnState, due_ns: int) -> Handoff | None:
         index = turn.plan.index + 1
+        barge_next = index < len(self._plan.turns) and self._plan.turns[index].barge
         return self._rules.after_turn(
             turn,
             due_ns,
-            barge_next=index < len(self._plan.turns) and self._plan.turns[index].barge,
+            barge_next=barge_next and not self._hang_up,
             quiet_at_ns=self._quiet_at_ns(),
             playback_end_ns=self._playback.end_ns,
         )

@@ -205,6 +205,8 @@ class TurnReport:
         barge: the barge-in this turn made.
         truncated: the answer outlasted ``max_tail_ms`` and the next turn started anyway.
         close_code, close_reason: set when the connection dropped during this turn.
+        cut: the run's end stopped the caller during this turn (no ``turn`` Sample: neither
+            a success nor a failure); what was measured before is reported.
     """
 
     index: int
@@ -223,6 +225,7 @@ class TurnReport:
     truncated: bool = False
     close_code: int | None = None
     close_reason: str = ""
+    cut: bool = False
 
     @property
     def ok(self) -> bool:

@@ -5,8 +5,8 @@ Keys (stable; other tools read them)::
     metrics.{ttfb_ms,barge_in_ms,greeting_ms,connect_ms,turn_ms,talk_over_ms}
            .{count,p50,p90,p95,p99,max,mean}
     rates.{connection_success,turn_success,barge_in_success}      ratios 0..1 (null: no data)
-    counts.{calls,connect_attempts,turns,turns_ok,barge_attempts,frames_sent,
-            frames_received,reconnects,failures:{error_name: n}}
+    counts.{calls,connect_attempts,turns,turns_ok,turns_cut,barge_attempts,after_run_time,
+            frames_sent,frames_received,reconnects,failures:{error_name: n}}
     harness.{frame_lateness_ms.{p50,p99,max},receive_lag_ms.{p50,p99,max},
              realtime_factor,worker_cpu_max}
     slo.{verdict,exit_code,reasons,checks:[{name,threshold,actual,status}]}
@@ -17,7 +17,10 @@ Keys (stable; other tools read them)::
                 worker_cpu_max}]                 one entry per window; counts are per window
 
 Percentiles come from histograms merged across workers (all samples pooled), never from an
-average of per-worker percentiles.
+average of per-worker percentiles. Answers that arrive after the run time, while the callers
+finish their turns, are counted like any other measurement everywhere; ``after_run_time`` says
+how many TTFBs those were (already included above). ``turns_cut``: turns the end of the
+stop grace cut (reported in the per-turn log, neither successes nor failures).
 """
 
 from __future__ import annotations
@@ -108,7 +111,9 @@ def build_summary(
             "connect_attempts": c.get("connect_attempts", 0),
             "turns": c.get("turns", 0),
             "turns_ok": c.get("turns_ok", 0),
+            "turns_cut": c.get("turns_cut", 0),
             "barge_attempts": c.get("barge_attempts", 0),
+            "after_run_time": c.get("after_run_time", 0),
             "frames_sent": c.get("frames_sent", 0),
             "frames_received": c.get("frames_received", 0),
             "reconnects": c.get("reconnects", 0),
@@ -165,7 +170,14 @@ def format_table(summary: Mapping[str, Any]) -> str:
             for k, v in rates.items()
         )
     )
-    failures = summary["counts"]["failures"]
+    counts = summary["counts"]
+    late, cut = counts.get("after_run_time", 0), counts.get("turns_cut", 0)
+    if late or cut:
+        lines.append(
+            f"after the run time: {late} TTFB(s) measured while callers finished their turns "
+            f"(counted above); {cut} turn(s) cut by the stop timeout (not judged)"
+        )
+    failures = counts["failures"]
     if failures:
         lines.append("failures: " + ", ".join(f"{k}={v}" for k, v in failures.items()))
     h = summary["harness"]

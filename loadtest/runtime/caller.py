@@ -54,15 +54,20 @@ from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport
 from loadtest.runtime.turnlog import TURN_LOG_ENV, TurnLog
 from loadtest.settings import CallerSettings
 
-__all__ = ["CallDriver", "Sink", "flush_turn_log"]
+__all__ = ["CallDriver", "Sink", "flush_turn_log", "hang_up_calls", "resume_calls"]
 
 _phase_rng = random.Random()  # frame phase only: never draws from a caller's scenario rng
 
 
 class Sink(Protocol):
-    """Where a call's measurements go (the Locust plugin implements it)."""
+    """Where a call's measurements go (the Locust plugin implements it).
+
+    ``run_ended_ns`` is the monotonic instant the run's end was signalled (``None`` while it
+    runs): answers decided from then on are counted again as ``after_run_time``.
+    """
 
     stats: VoiceStats
+    run_ended_ns: int | None
 
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None: ...
 
@@ -178,6 +183,24 @@ class _Stream:
 _scheduler: FrameScheduler | None = None
 _turn_log: TurnLog | None = None
 _started = False
+_calls: set[Conversation] = set()  # this process's conversations in progress
+_run_ending = False
+
+
+def hang_up_calls() -> None:
+    """The run is ending: every call in progress, and any that connects from now on,
+    finishes its current turn and hangs up normally (:meth:`Conversation.hang_up_after_turn`).
+    """
+    global _run_ending
+    _run_ending = True
+    for conversation in _calls:
+        conversation.hang_up_after_turn()
+
+
+def resume_calls() -> None:
+    """A new run starts: calls run their whole plan again."""
+    global _run_ending
+    _run_ending = False
 
 
 def _process_start_up() -> None:
@@ -253,6 +276,9 @@ class CallDriver:
         transport, connect_started = connected
         plan = build_plan(choose_scenario(self.library.scenarios, self.rng), self.config, self.rng)
         conversation = Conversation(plan, self.config)
+        _calls.add(conversation)
+        if _run_ending:
+            conversation.hang_up_after_turn()
         protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
         stream: _Stream | None = None
         received = 0
@@ -296,6 +322,10 @@ class CallDriver:
         except Closed as exc:
             conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
         finally:
+            _calls.discard(conversation)
+            # Not done here means the caller was stopped (the run's stop grace ran out): the
+            # turn in progress is reported as cut, neither a success nor a failure.
+            conversation.cut(time.monotonic_ns())
             transport.close(1000)
             self.sink.stats.count("frames_received", received)
             if stream is not None:
@@ -328,6 +358,8 @@ class CallDriver:
             if isinstance(event, Sample):
                 self._sample(event, stats, benign_close)
             elif isinstance(event, TurnReport):
+                if event.cut:
+                    stats.count("turns_cut")
                 if event.barge is not None and event.barge.audible_talk_over_ms is not None:
                     stats.observe("talk_over_ms", event.barge.audible_talk_over_ms)
                 if event.answer is not None:
@@ -347,6 +379,9 @@ class CallDriver:
         scenario = sample.scenario
         if metric is Metric.TTFB and ok:
             stats.observe("ttfb_ms", sample.value_ms, scenario)
+            ended_ns = self.sink.run_ended_ns
+            if ended_ns is not None and sample.at_ns >= ended_ns:
+                stats.count("after_run_time")
         elif metric is Metric.GREETING and ok:
             stats.observe("greeting_ms", sample.value_ms)
         elif metric is Metric.BARGE_IN:

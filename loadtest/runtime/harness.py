@@ -28,12 +28,22 @@ from loadtest.runtime.exporter import serve_metrics
 from loadtest.runtime.library import AudioLibrary, conversation_config
 from loadtest.settings import SETTINGS, CallerSettings, parse_settings
 
-__all__ = ["WINDOW_S", "Harness", "VoiceFailure", "harness_of", "option_dest"]
+__all__ = [
+    "DRAINED_MESSAGE",
+    "DRAIN_MESSAGE",
+    "WINDOW_S",
+    "Harness",
+    "VoiceFailure",
+    "harness_of",
+    "option_dest",
+]
 
 log = logging.getLogger("voice-loadtest")
 _ATTR = "voice_harness"
 _LAG_INTERVAL_S = 0.1
 WINDOW_S = 5.0  # timeline resolution of the run summary / HTML report
+DRAIN_MESSAGE = "voice_drain"  # master → worker: end your calls, send your final report
+DRAINED_MESSAGE = "voice_drained"  # worker → master: the final report was sent before this
 
 
 class VoiceFailure(Exception):
@@ -69,6 +79,9 @@ class Harness:
         self.azure_config: AzureMonitorConfig | None = None
         self.azure_poller: AzureMonitorPoller | None = None
         self.rng = random.Random()
+        self.run_ended_ns: int | None = None  # workers/standalone: the run's end was signalled
+        self._draining: set[str] = set()  # master: workers whose final report is awaited
+        self._drained = gevent.event.Event()
 
     # -------------------------------------------------------------- Sink protocol
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None:
@@ -175,6 +188,37 @@ class Harness:
         t_s = time.monotonic() - self.started_monotonic if self.started_monotonic else 0.0
         self.timeline.append(timeline_entry(self.window, t_s=t_s, users=users, cpu=cpu))
         self.window = VoiceStats()
+
+    # -------------------------------------------------------------- the run's end
+    def drain_workers(self, timeout_s: float) -> None:
+        """Master: ask every connected worker to end its calls (each finishes its current
+        turn and hangs up, within Locust's stop timeout) and to send its final report, and
+        wait for those reports — up to ``timeout_s`` — before Locust's quit closes the
+        master's message loop. Without this, what the workers measured during the stop grace
+        reached their per-turn logs but not the master's summary, CSV or ``/metrics``."""
+        from locust.runners import STATE_MISSING
+
+        runner = self.environment.runner
+        workers = [c.id for c in runner.clients.values() if c.state != STATE_MISSING]
+        if not workers:
+            return
+        self._draining = set(workers)
+        self._drained.clear()
+        for worker in workers:
+            runner.send_message(DRAIN_MESSAGE, None, worker)
+        if not self._drained.wait(timeout_s):
+            log.warning(
+                "voice-loadtest: no final report from %d worker(s) within %.0f s: %s; their "
+                "last measurements are missing from the totals",
+                len(self._draining), timeout_s, ", ".join(sorted(self._draining)),
+            )  # fmt: skip
+        self._draining = set()
+
+    def worker_drained(self, worker: str) -> None:
+        """Master: ``worker``'s final report has been merged (it came just before)."""
+        self._draining.discard(worker)
+        if not self._draining:
+            self._drained.set()
 
     # -------------------------------------------------------------- exporter
     def snapshot(self) -> Snapshot:
