@@ -434,8 +434,10 @@ class Conversation:
             duration_ns = audio_duration_ns(inbound.audio_bytes, self._cfg.agent_sample_rate)
             self._route_audio(arrival_ns, duration_ns)
         elif inbound.kind is InboundKind.STOP:
+            # judged before the flush: was anything playing, or was the agent just quiet?
+            silent = arrival_ns >= self._quiet_at_ns()
             self._playback.flush(arrival_ns)
-            self._route_stop(arrival_ns)
+            self._route_stop(arrival_ns, silent)
         # TRANSCRIPT, END, OTHER and MALFORMED are counted and never move the clock: END
         # tokens also match e.g. the caller's own final transcript, so trusting them to end
         # an answer would start the next turn over the agent.
@@ -473,15 +475,24 @@ class Conversation:
             turn.ttfb_ms = (arrival_ns - eos_ns) / _NS_PER_MS
             self._rec.sample(Metric.TTFB, turn.ttfb_ms, arrival_ns, turn=turn)
 
-    def _route_stop(self, arrival_ns: int) -> None:
+    def _route_stop(self, arrival_ns: int, silent: bool) -> None:
+        """A stop signal ends a barge-in only while the agent is talking. One that arrives
+        while it is quiet (no audio for ``barge_quiet_ms``, nothing left to play) — many
+        frameworks clear the line at every start of the caller's speech — is counted as
+        ``stop_while_silent``, never a barge-in; any other is ``stray_stops``."""
         turn = self._turn
         barge = None if turn is None else turn.barge
-        if turn is not None and barge is not None and (barge.owns or barge.report is None):
+        if (
+            turn is not None
+            and barge is not None
+            and not silent
+            and (barge.owns or barge.report is None)
+        ):
             report = barge.on_stop(arrival_ns)
             if report is not None:
                 self._rec.barge_decided(turn, report)
             return
-        self._counts["stray_stops"] += 1
+        self._counts["stop_while_silent" if silent else "stray_stops"] += 1
 
     # -- time --------------------------------------------------------------------------------
 

@@ -266,7 +266,8 @@ class Counters:
     inbound_malformed: int = 0
     empty_audio: int = 0  # AUDIO carrying 0 bytes: ignored
     stray_audio_frames: int = 0  # agent audio outside the greeting, answers and talk-over
-    stray_stops: int = 0  # stop signals outside a barge-in
+    stray_stops: int = 0  # stop signals outside a barge-in while the agent talked
+    stop_while_silent: int = 0  # stop signals while the agent was quiet: never a barge-in
     barge_skipped: int = 0  # scheduled barge-ins with nothing left to interrupt
     greeting_absent: int = 0  # no greeting within the greeting timeout
 

@@ -230,6 +230,12 @@ def _counters(snap: Snapshot) -> Iterator[Metric]:
         "Connect retries after a failed attempt.",
         c.get("reconnects", 0),
     )
+    yield counter(
+        "voice_loadtest_stops_while_silent",
+        "Agent stop signals (StopAudio, clear) that arrived while the agent was quiet; "
+        "never a barge-in.",
+        c.get("stop_while_silent", 0),
+    )
     connects = CounterMetricFamily(
         "voice_loadtest_connects", "WebSocket connect attempts.", labels=["target", "outcome"]
     )

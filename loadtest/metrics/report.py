@@ -57,6 +57,7 @@ _COUNT_NAMES = {
     "turns_cut": "Turns cut by the stop timeout",
     "barge_attempts": "Barge-in attempts",
     "after_run_time": "TTFBs after the run time",
+    "stop_while_silent": "Stop signals while silent",
     "frames_sent": "Frames sent",
     "frames_received": "Frames received",
     "reconnects": "Reconnects",

@@ -6,7 +6,7 @@ Keys (stable; other tools read them)::
            .{count,p50,p90,p95,p99,max,mean}
     rates.{connection_success,turn_success,barge_in_success}      ratios 0..1 (null: no data)
     counts.{calls,connect_attempts,turns,turns_ok,turns_cut,barge_attempts,after_run_time,
-            frames_sent,frames_received,reconnects,failures:{error_name: n}}
+            stop_while_silent,frames_sent,frames_received,reconnects,failures:{error_name: n}}
     harness.{frame_lateness_ms.{p50,p99,max},receive_lag_ms.{p50,p99,max},
              realtime_factor,worker_cpu_max}
     slo.{verdict,exit_code,reasons,checks:[{name,threshold,actual,status}]}
@@ -21,6 +21,8 @@ average of per-worker percentiles. Answers that arrive after the run time, while
 finish their turns, are counted like any other measurement everywhere; ``after_run_time`` says
 how many TTFBs those were (already included above). ``turns_cut``: turns the end of the
 stop grace cut (reported in the per-turn log, neither successes nor failures).
+``stop_while_silent``: the agent's stop signals (StopAudio, clear) that arrived while it was
+quiet — many frameworks send one at every start of the caller's speech; never a barge-in.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ def build_summary(
             "turns_cut": c.get("turns_cut", 0),
             "barge_attempts": c.get("barge_attempts", 0),
             "after_run_time": c.get("after_run_time", 0),
+            "stop_while_silent": c.get("stop_while_silent", 0),
             "frames_sent": c.get("frames_sent", 0),
             "frames_received": c.get("frames_received", 0),
             "reconnects": c.get("reconnects", 0),
@@ -177,6 +180,9 @@ def format_table(summary: Mapping[str, Any]) -> str:
             f"after the run time: {late} TTFB(s) measured while callers finished their turns "
             f"(counted above); {cut} turn(s) cut by the stop timeout (not judged)"
         )
+    silent_stops = counts.get("stop_while_silent", 0)
+    if silent_stops:
+        lines.append(f"stop signals while the agent was silent: {silent_stops} (not barge-ins)")
     failures = counts["failures"]
     if failures:
         lines.append("failures: " + ", ".join(f"{k}={v}" for k, v in failures.items()))

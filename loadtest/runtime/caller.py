@@ -407,7 +407,13 @@ class CallDriver:
     def _record_counters(self, conversation: Conversation) -> None:
         counters = conversation.counters
         stats = self.sink.stats
-        for name in ("inbound_malformed", "stray_audio_frames", "barge_skipped", "greeting_absent"):
+        for name in (
+            "inbound_malformed",
+            "stray_audio_frames",
+            "barge_skipped",
+            "greeting_absent",
+            "stop_while_silent",
+        ):
             value = getattr(counters, name)
             if value:
                 stats.count(name, value)
