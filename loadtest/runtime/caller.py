@@ -19,13 +19,12 @@ Measurements leave through a :class:`Sink` (the Locust plugin): request samples 
 milliseconds, histograms and counters. A failing call is a measurement, never an exception.
 ``time.monotonic_ns`` is the same clock the agent simulator's ground truth uses.
 
-``VOICE_LOADTEST_TURN_LOG=FILE`` turns on the per-turn JSONL log (:mod:`.turnlog`).
+``TURN_LOG=FILE`` (``--turn-log``) turns on the per-turn JSONL log (:mod:`.turnlog`).
 """
 
 from __future__ import annotations
 
 import gc
-import os
 import random
 import time
 from typing import Protocol
@@ -51,7 +50,7 @@ from loadtest.protocols.caller_api import CallStream
 from loadtest.runtime.library import AudioLibrary
 from loadtest.runtime.scheduler import FrameScheduler
 from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport, close_is_benign
-from loadtest.runtime.turnlog import TURN_LOG_ENV, TurnLog
+from loadtest.runtime.turnlog import CallIds, TurnLog
 from loadtest.settings import CallerSettings
 
 __all__ = ["CallDriver", "Sink", "flush_turn_log", "hang_up_calls", "resume_calls"]
@@ -151,7 +150,7 @@ class _Stream:
             if self.marks is not None and self.closed is None:
                 self._echo_marks()
             if forward:
-                self.driver._forward(conversation, transport.call_id)
+                self.driver._forward(conversation)
         deadline = conversation.next_deadline_ns()
         if deadline is None:
             self.done.set()
@@ -177,7 +176,7 @@ class _Stream:
 
     def forward(self) -> None:
         """Hand the measurements decided so far to the sink (may block: Locust listeners)."""
-        self.driver._forward(self.conversation, self.transport.call_id)
+        self.driver._forward(self.conversation)
 
 
 _scheduler: FrameScheduler | None = None
@@ -203,15 +202,14 @@ def resume_calls() -> None:
     _run_ending = False
 
 
-def _process_start_up() -> None:
+def _process_start_up(settings: CallerSettings) -> None:
     """Once per process, when the first caller is built (the audio library is loaded)."""
     global _scheduler, _turn_log, _started
     if _started:
         return
     _started = True
     _scheduler = FrameScheduler()
-    path = os.environ.get(TURN_LOG_ENV, "")
-    _turn_log = TurnLog(path) if path else None
+    _turn_log = TurnLog(settings.turn_log) if settings.turn_log else None
     gc.collect()
     gc.freeze()  # the library's frames and start-up objects never need scanning again
 
@@ -220,6 +218,17 @@ def flush_turn_log() -> None:
     """Write out the turn log's pending lines now (no-op when the log is off)."""
     if _turn_log is not None:
         _turn_log.flush()
+
+
+def _call_ids(transport: WebSocketTransport, protocol: str, ids: dict[str, str]) -> CallIds:
+    return CallIds(
+        call_id=transport.call_id,
+        correlation_id=transport.correlation_id,
+        protocol=protocol,
+        epoch_offset_ns=time.time_ns() - time.monotonic_ns(),
+        stream_sid=ids.get("stream_sid"),
+        call_sid=ids.get("call_sid"),
+    )
 
 
 class CallDriver:
@@ -233,13 +242,14 @@ class CallDriver:
         sink: Sink,
         rng: random.Random,
     ) -> None:
-        _process_start_up()
+        _process_start_up(settings)
         self.settings = settings
         self.library = library
         self.config = config
         self.sink = sink
         self.rng = rng
         self.backoff = ReconnectBackoff()
+        self._ids: CallIds | None = None  # the call in progress, for the per-turn log
 
     # ------------------------------------------------------------------ connect
     def _connect(self) -> tuple[WebSocketTransport, int] | None:
@@ -285,6 +295,8 @@ class CallDriver:
         tokens = (self.settings.response_tokens, self.settings.end_tokens)
         classify, receive = protocol.classify, conversation.receive
         call_stream = CallStream(protocol.stream_id(call))
+        if _turn_log is not None:
+            self._ids = _call_ids(transport, protocol.name, protocol.log_ids(call, call_stream))
         marks: MarkEchoes | None = None
         if protocol.echoes_marks:
             # A playback model of its own, not the conversation's: that one holds messages back
@@ -330,7 +342,7 @@ class CallDriver:
             self.sink.stats.count("frames_received", received)
             if stream is not None:
                 self._count_stream(stream)
-            self._forward(conversation, transport.call_id)
+            self._forward(conversation)
             self._record_counters(conversation)
 
     def _count_stream(self, stream: _Stream) -> None:
@@ -344,7 +356,7 @@ class CallDriver:
             stats.count("stream_actual_us", actual_us)
 
     # ------------------------------------------------------------------ measurements
-    def _forward(self, conversation: Conversation, call_id: str) -> None:
+    def _forward(self, conversation: Conversation) -> None:
         events = conversation.events()
         if not events:
             return
@@ -365,8 +377,8 @@ class CallDriver:
                 if event.answer is not None:
                     for gap in event.answer.gaps_ms:
                         stats.observe("agent_gap_ms", gap)
-                if _turn_log is not None:
-                    _turn_log.add(call_id, event)
+                if _turn_log is not None and self._ids is not None:
+                    _turn_log.add(self._ids, event)
 
     def _sample(self, sample: Sample, stats: VoiceStats, benign_close: bool) -> None:
         metric, failure = sample.metric, sample.failure

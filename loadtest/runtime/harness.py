@@ -26,6 +26,7 @@ from loadtest.metrics.summary import build_summary, timeline_entry
 from loadtest.metrics.voice_stats import VoiceStats
 from loadtest.runtime.exporter import serve_metrics
 from loadtest.runtime.library import AudioLibrary, conversation_config
+from loadtest.runtime.turnlog import check_path as check_turn_log
 from loadtest.settings import SETTINGS, CallerSettings, parse_settings
 
 __all__ = [
@@ -128,6 +129,8 @@ class Harness:
             self.library = AudioLibrary.load(settings)
             for warning in self.library.warnings:
                 log.warning(warning)
+        if self.role != "master" and settings.turn_log:
+            check_turn_log(settings.turn_log)
         if self.library is not None:
             conversation_config(settings, self.library.agent_sample_rate)  # validate combinations
         seed = settings.seed

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
@@ -65,7 +64,6 @@ def test_every_answer_is_counted_once_in_every_output(
     tmp_path: Path, espeak_cache_dir: Path
 ) -> None:
     reports, metrics_port = tmp_path / "reports", free_port()
-    env = {**os.environ, "VOICE_LOADTEST_TURN_LOG": str(tmp_path / "turns-{pid}.jsonl")}
     with AgentProcess(
         "--latency-ms", "700", "--barge-latency-ms", "200", "--greeting-ms", "3000",
         "--response-ms", "800",
@@ -77,8 +75,9 @@ def test_every_answer_is_counted_once_in_every_output(
              "--reports-dir", str(reports), "--metrics-port", str(metrics_port),
              "--greeting", "barge", "--turns-per-user", "1", "--barge-in-rate", "0",
              "--scenario-weights", "insurance_inquiry=1", "--seed", "3",
+             "--turn-log", str(tmp_path / "turns-{pid}.jsonl"),
              "--locust-args", "--stop-timeout 20 --metrics-linger 8"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         try:
             prometheus = _scrape_final(metrics_port, 120)
@@ -87,6 +86,7 @@ def test_every_answer_is_counted_once_in_every_output(
             if run.poll() is None:
                 run.kill()
                 run.communicate()
+        agent_calls = {str(e["call"]) for e in agent.logs if e.get("event") == "call open"}
     summary = json.loads((reports / "summary.json").read_text())
     with (reports / "locust_stats.csv").open() as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
@@ -121,3 +121,7 @@ def test_every_answer_is_counted_once_in_every_output(
     assert barge_ok == _total(prometheus, "voice_loadtest_barge_in_seconds_count") == CALLERS
     assert barge_ok == sum(1 for b in barges if b["latency_ms"] is not None)
     assert summary["rates"]["turn_success"] == 1.0
+
+    # one file per worker; every line names a call the agent logged (its connection id)
+    assert len(list(tmp_path.glob("turns-*.jsonl"))) == 2
+    assert {t["call_id"] for t in turns} <= agent_calls and len(turns) == CALLERS
