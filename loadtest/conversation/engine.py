@@ -171,10 +171,12 @@ class Conversation:
                 turn.started_ns = sent_ns
             if frame.first_speech:
                 turn.speech_ns = sent_ns
+                turn.speech_media_ms = frame.slot * self._cfg.chunk_ms
                 if turn.barge is not None:
                     turn.barge.speech_sent(sent_ns)
             if frame.eos:
                 turn.eos_ns = sent_ns
+                turn.eos_media_ms = frame.slot * self._cfg.chunk_ms
         if frame.first_speech or frame.eos:
             self._anchors_inflight -= 1
             if not self._anchors_inflight:

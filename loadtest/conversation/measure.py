@@ -207,6 +207,10 @@ class TurnReport:
         close_code, close_reason: set when the connection dropped during this turn.
         cut: the run's end stopped the caller during this turn (no ``turn`` Sample: neither
             a success nor a failure); what was measured before is reported.
+        speech_media_ms, eos_media_ms: the media time of the first speech frame and of the
+            EOS frame since the call's stream began (frame slot × frame length): what the
+            frames themselves carry where the protocol stamps media time (Twilio's
+            ``media.timestamp``), for finding them in an agent's log.
     """
 
     index: int
@@ -226,6 +230,8 @@ class TurnReport:
     close_code: int | None = None
     close_reason: str = ""
     cut: bool = False
+    speech_media_ms: int | None = None
+    eos_media_ms: int | None = None
 
     @property
     def ok(self) -> bool:

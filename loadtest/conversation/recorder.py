@@ -161,5 +161,7 @@ class Recorder:
                 close_code=close_code,
                 close_reason=close_reason,
                 cut=cut,
+                speech_media_ms=turn.speech_media_ms,
+                eos_media_ms=turn.eos_media_ms,
             )
         )

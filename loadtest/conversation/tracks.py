@@ -231,6 +231,8 @@ class TurnState:
     started_ns: int | None = None  # send instant of frame 0
     speech_ns: int | None = None  # send instant of the first speech frame
     eos_ns: int | None = None  # send instant of the EOS frame
+    speech_media_ms: int | None = None  # media time of the first speech frame (slot × chunk)
+    eos_media_ms: int | None = None  # media time of the EOS frame
     next_frame: int = 0  # next recording frame to hand out
     answer: AudioTrack | None = None
     ttfb_ms: float | None = None

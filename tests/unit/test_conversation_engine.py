@@ -242,6 +242,8 @@ def test_ttfb_is_first_audio_after_the_actual_send_of_the_eos_frame() -> None:
     assert ttfb.ok and ttfb.value_ms == 640.0 and ttfb.turn_index == 0
     (report,) = call.turns()
     assert report.eos_ns == eos_sent and report.ttfb_ms == 640.0 and report.ok
+    # the frames' media time (what Twilio's media.timestamp carries), not their send instant
+    assert (report.speech_media_ms, report.eos_media_ms) == (5 * 20, 49 * 20)
 
 
 def test_stale_audio_that_arrived_before_eos_never_counts_as_ttfb() -> None:

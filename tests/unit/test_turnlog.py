@@ -34,7 +34,7 @@ def _report(barge: BargeReport | None = None, *, cut: bool = False) -> TurnRepor
         answer=AnswerStats(first_arrival_ns=MONO_NS + 2_960_250_000,
                            last_arrival_ns=MONO_NS + 4_000_000_000, frames=3, audio_ms=60.0,
                            gaps_ms=(20.0, 20.0)),
-        barge=barge, cut=cut,
+        barge=barge, cut=cut, speech_media_ms=2_200, eos_media_ms=4_260,
     )  # fmt: skip
 
 
@@ -52,7 +52,9 @@ def test_a_line_names_the_call_and_gives_each_instant_on_both_clocks() -> None:
         "scenario": "quick_question", "turn_index": 1, "audio": "q.pcm",
         "started_ns": MONO_NS, "started_utc": "2026-01-02T03:04:05.000000Z",
         "speech_ns": MONO_NS + 200_000_000, "speech_utc": "2026-01-02T03:04:05.200000Z",
+        "speech_media_ms": 2_200,
         "eos_ns": MONO_NS + 2_260_000_000, "eos_utc": "2026-01-02T03:04:07.260000Z",
+        "eos_media_ms": 4_260,
         "answer_first_ns": MONO_NS + 2_960_250_000,
         "answer_first_utc": "2026-01-02T03:04:07.960250Z",
         "ended_ns": MONO_NS + 5_000_000_000, "ended_utc": "2026-01-02T03:04:10.000000Z",
