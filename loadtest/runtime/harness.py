@@ -197,8 +197,9 @@ class Harness:
         """Master: ask every connected worker to end its calls (each finishes its current
         turn and hangs up, within Locust's stop timeout) and to send its final report, and
         wait for those reports — up to ``timeout_s`` — before Locust's quit closes the
-        master's message loop. Without this, what the workers measured during the stop grace
-        reached their per-turn logs but not the master's summary, CSV or ``/metrics``."""
+        master's message loop. That quit stops listening 0.5 s after telling the workers to
+        stop, so what they measure during the stop grace would otherwise reach their per-turn
+        logs but not the master's summary, CSV or ``/metrics``."""
         from locust.runners import STATE_MISSING
 
         runner = self.environment.runner

@@ -94,9 +94,9 @@ class AudioLibrary:
                 # Every protocol sends as many frames as the clip has at the cache's rate, frame
                 # k carrying the same [k, k+1) × chunk of the recording whatever the wire's rate
                 # or codec; so the recording's own boundaries map onto every wire grid as they
-                # are. Detecting speech again on resampled audio moved them (8 kHz µ-law ended
-                # two built-in utterances 80-160 ms early while the trailing sound was still
-                # speech to an independent VAD on the same wire bytes).
+                # are. Detecting speech again in the resampled audio would move them: at 8 kHz
+                # two built-in utterances end 80-160 ms early, while an independent VAD on the
+                # same µ-law bytes still hears speech there.
                 frames[key] = protocol.encode_clip(clip.pcm, rate, chunk)
                 turns.append(
                     TurnAudio.from_manifest(
