@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import espeak_cache
 from tests.integration.realtime_client import AgentProcess
 from tests.integration.test_run import _run
 
@@ -26,14 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="session")
 def espeak_cache_8k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in scenarios synthesised offline at 8 kHz (Twilio's rate)."""
-    from loadtest.audio.generate import GenerateOptions, generate_audio
-    from loadtest.audio.scenarios import BUILTIN_SCENARIOS
-    from loadtest.audio.tts import make_engine
-
-    out = tmp_path_factory.mktemp("espeak-cache-8k")
-    options = GenerateOptions(out_dir=out, sample_rate=8000)
-    generate_audio(list(BUILTIN_SCENARIOS.values()), make_engine("espeak", {}), options)
-    return out
+    return espeak_cache(tmp_path_factory.mktemp("espeak-cache-8k"), 8000)
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from loadtest.protocols.base import CallerAudio
 from loadtest.protocols.caller_api import CallStream
 from loadtest.runtime.library import AudioLibrary
 from loadtest.settings import parse_settings
+from tests.conftest import espeak_cache
 
 WIRES = {  # name → (WS_PROTOCOL, extra settings, the agent codec that decodes it)
     "acs-pcm": ("acs", {}, make_codec("acs")),
@@ -39,14 +40,7 @@ WIRES = {  # name → (WS_PROTOCOL, extra settings, the agent codec that decodes
 @pytest.fixture(scope="module")
 def espeak_cache_24k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in scenarios synthesised at 24 kHz (ACS's 24 kHz PCM format)."""
-    from loadtest.audio.generate import GenerateOptions, generate_audio
-    from loadtest.audio.scenarios import BUILTIN_SCENARIOS
-    from loadtest.audio.tts import make_engine
-
-    out = tmp_path_factory.mktemp("espeak-cache-24k")
-    options = GenerateOptions(out_dir=out, sample_rate=24000)
-    generate_audio(list(BUILTIN_SCENARIOS.values()), make_engine("espeak", {}), options)
-    return out
+    return espeak_cache(tmp_path_factory.mktemp("espeak-cache-24k"), 24000)
 
 
 def _decode(codec: object, message: str | bytes) -> bytes:
