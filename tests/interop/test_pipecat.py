@@ -11,7 +11,10 @@ logs by the frame's media time: the harness's ``eos_media_ms``/``speech_media_ms
 * framework TTFB = its first reply message sent − the harness's EOS frame received,
 * framework barge-in = its ``clear`` sent − the first barge speech frame received,
 
-and the harness's figures may differ from those only by the loopback transit both ways.
+and the harness's figures may differ from those only by the loopback transit both ways —
+well under a millisecond on an idle machine. Both processes stamp right after a system call
+returns, so on a machine whose cores are busy with other work a scheduler delay can exceed the
+5 ms bound; the failure message gives the load average to tell that apart.
 Pipecat has no ACS serializer (only telephony providers' own protocols), so this suite runs
 Twilio only.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -82,6 +86,11 @@ def run(
     )
 
 
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} {five:.1f} {fifteen:.1f}"
+
+
 def _p90(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[math.ceil(0.9 * len(ordered)) - 1]
@@ -103,7 +112,7 @@ def test_every_turn_agrees_with_the_frameworks_own_instants(run: Run) -> None:
             eos_rx = received[sid][turn["eos_media_ms"]]
             reply_tx = min(t for t in sent[sid]["reply_tx"] if t > eos_rx)
             framework = (reply_tx - eos_rx) / 1e6
-            assert abs(turn["ttfb_ms"] - framework) <= TOLERANCE_MS, (turn, framework)
+            assert abs(turn["ttfb_ms"] - framework) <= TOLERANCE_MS, (turn, framework, _load())
             ttfb_harness.append(turn["ttfb_ms"])
             ttfb_framework.append(framework)
         barge = turn["barge"]
@@ -112,7 +121,7 @@ def test_every_turn_agrees_with_the_frameworks_own_instants(run: Run) -> None:
             speech_rx = received[sid][turn["speech_media_ms"]]
             clear_tx = min(t for t in sent[sid]["clear_tx"] if t > speech_rx)
             framework = (clear_tx - speech_rx) / 1e6
-            assert abs(barge["latency_ms"] - framework) <= TOLERANCE_MS, (turn, framework)
+            assert abs(barge["latency_ms"] - framework) <= TOLERANCE_MS, (turn, framework, _load())
             barge_errors.append(barge["latency_ms"] - framework)
     assert len(ttfb_harness) >= 8 and barge_errors, (len(ttfb_harness), barge_errors)
     assert abs(_p90(ttfb_harness) - _p90(ttfb_framework)) <= TOLERANCE_MS
