@@ -7,7 +7,7 @@ PCM_DIR ?= audio_cache
 export PCM_DIR
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint format types test test-unit test-integration test-deps generate_audio inspect-audio \
+.PHONY: help venv lint format types test test-unit test-integration test-interop test-deps generate_audio inspect-audio \
         agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-package helm-push helm-install helm-run generate check-generated image wheels compose-up compose-down compose-test bench bench-quick clean
 
 help: ## list the targets
@@ -38,6 +38,10 @@ test-deps: ## install system packages the integration tests use (idempotent)
 
 test-integration: venv test-deps ## real servers, processes and engines
 	$(BIN)/pytest tests/integration -q
+
+test-interop: venv ## the harness against a third-party agent (Pipecat, in its own .venv-interop)
+	bash scripts/deps/interop.sh
+	$(BIN)/pytest tests/interop -q
 
 test: lint types check-generated test-deps ## everything CI runs: lint, types, generated files, unit and integration tests
 	$(BIN)/pytest tests -q

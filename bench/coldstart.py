@@ -3,7 +3,7 @@
 *Without pull*: ``python -m locust -f <packaged locustfile> --headless -u 1`` against a running
 agent, with the audio cache on disk. The clock starts right before the process is spawned;
 the first frame's send instant comes from the caller's own per-turn log
-(``VOICE_LOADTEST_TURN_LOG``, the ``started_ns`` of turn 0 — with ``GREETING=off`` the first
+(``TURN_LOG``, the ``started_ns`` of turn 0 — with ``GREETING=off`` the first
 frame of the call). Both are ``time.monotonic_ns()``, one clock for every process on a Linux
 host. So the figure covers interpreter and Locust start-up, loading and pre-encoding the audio
 cache, the WebSocket upgrade and the opening messages.
@@ -59,7 +59,7 @@ def _start_to_first_frame(url: str, pcm_dir: Path, work: Path, log: Path) -> flo
         TURNS_PER_USER="1",
         CHUNKS_PER_TURN="5",
         BARGE_IN_RATE="0",
-        VOICE_LOADTEST_TURN_LOG=str(turn_log),
+        TURN_LOG=str(turn_log),
     )
     command = [
         sys.executable, "-m", "locust", "-f", str(_LOCUSTFILE), "--headless", "-u", "1",

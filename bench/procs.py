@@ -201,11 +201,9 @@ def start_worker(
         "--steps", ",".join(str(s) for s in steps), "--settle-s", str(settle_s),
         "--step-s", str(step_s),
         *(["--agent-pid", str(agent_pid)] if agent_pid else []),
+        *(["--turn-log", str(turn_log)] if turn_log is not None else []),
     ]  # fmt: skip
     env = bench_env()
-    env.pop("VOICE_LOADTEST_TURN_LOG", None)
-    if turn_log is not None:
-        env["VOICE_LOADTEST_TURN_LOG"] = str(turn_log)
     with log.open("ab") as sink:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=sink, env=env, preexec_fn=_pin(cpus)

@@ -284,7 +284,7 @@ def _accuracy(results: Mapping[str, Any]) -> list[str]:
     return [
         "## Accuracy against the agent's ground truth",
         "",
-        "The capacity run, read twice: the callers' per-turn log (`VOICE_LOADTEST_TURN_LOG`) "
+        "The capacity run, read twice: the callers' per-turn log (`TURN_LOG`) "
         "and the agent's ground truth (`--ground-truth`), both `time.monotonic_ns()` on one "
         "host, matched per connection id and turn. Error = harness − truth, where the truth "
         "is the agent's first reply frame written − last speech frame read (TTFB) and "

@@ -74,6 +74,7 @@ def _settings(args: argparse.Namespace) -> dict[str, str | None]:
         "BARGE_IN_RATE": str(args.barge_in_rate),
         "FIRST_BYTE_TIMEOUT_SEC": "5",
         "SEED": str(args.seed),
+        "TURN_LOG": args.turn_log,
     }
 
 
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     parser.add_argument("--agent-pid", type=int, default=None, help="also report its CPU")
+    parser.add_argument("--turn-log", default="", help="the callers' per-turn log (TURN_LOG)")
     args = parser.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})

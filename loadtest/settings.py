@@ -337,6 +337,20 @@ SETTINGS: dict[str, Knob] = {
             "RECONNECT_MAX", "3", "reconnect attempts per call after a failed connect", _int(0, 100)
         ),
         Knob("SEED", "", "random seed for scenario choice and barge-in (empty: random)", _text),
+        Knob(
+            "TURN_LOG",
+            "",
+            "per-turn log: one JSON line per turn to this file, {pid} becomes the process id "
+            "(empty: off; see docs/turn-log.md)",
+            _text,
+        ),
+        Knob(
+            "PROBE",
+            "true",
+            "place one call before the run (the protocol's opening, then a normal close); "
+            "false (--no-probe) for agents that bill or page on every call",
+            _bool,
+        ),
     )
 }
 
@@ -373,6 +387,8 @@ class CallerSettings:
     per_turn_stats: bool
     reconnect_max: int
     seed: int | None
+    probe: bool = True
+    turn_log: str = ""
     ws_auth_token: str = field(default="", repr=False)
 
     def with_url(self, url: str) -> CallerSettings:
@@ -397,6 +413,7 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         raise ConfigError("WS_INSECURE=1 and WS_CA_BUNDLE are both set; choose one")
     if values["WS_CA_BUNDLE"] and not Path(values["WS_CA_BUNDLE"]).is_file():
         raise _fail("WS_CA_BUNDLE", values["WS_CA_BUNDLE"], "file not found")
+
     return CallerSettings(
         ws_url=values["WS_URL"],
         pcm_dir=values["PCM_DIR"],
@@ -426,5 +443,7 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         per_turn_stats=values["PER_TURN_STATS"],
         reconnect_max=values["RECONNECT_MAX"],
         seed=seed,
+        probe=values["PROBE"],
+        turn_log=values["TURN_LOG"],
         ws_auth_token=values["WS_AUTH_TOKEN"],
     )

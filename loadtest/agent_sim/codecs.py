@@ -113,8 +113,11 @@ class AgentCodec(Protocol):
         """The stop signal (ACS ``StopAudio``, Twilio ``clear``, raw: configured text)."""
         ...
 
-    def transcript(self, text: str, stream_id: str | None) -> str | None:
-        """A text message carrying ``text`` (``--transcripts``), ``None`` if unsupported."""
+    def transcript(
+        self, text: str, stream_id: str | None, offset_ms: float, duration_ms: float
+    ) -> str | None:
+        """A text message carrying ``text`` (``--transcripts``), spoken ``offset_ms`` after the
+        stream opened for ``duration_ms``; ``None`` if unsupported."""
         ...
 
     def malformed(self, stream_id: str | None) -> str:
@@ -197,8 +200,12 @@ class AcsCodec:
     def stop(self, stream_id: str | None) -> WireMessage:
         return acs.encode_stop(self.casing)
 
-    def transcript(self, text: str, stream_id: str | None) -> str | None:
-        return acs.encode_transcript(text, self.casing)
+    def transcript(
+        self, text: str, stream_id: str | None, offset_ms: float, duration_ms: float
+    ) -> str | None:
+        return acs.encode_transcript(
+            text, self.casing, offset_ms=offset_ms, duration_ms=duration_ms
+        )
 
     def malformed(self, stream_id: str | None) -> str:
         return '{"kind":"AudioData","audioData":{"data":"AAAA'
@@ -254,7 +261,9 @@ class TwilioCodec:
     def stop(self, stream_id: str | None) -> WireMessage:
         return twilio.encode_clear(stream_id or "")
 
-    def transcript(self, text: str, stream_id: str | None) -> str | None:
+    def transcript(
+        self, text: str, stream_id: str | None, offset_ms: float, duration_ms: float
+    ) -> str | None:
         return twilio.encode_agent_mark(text, stream_id or "")
 
     def malformed(self, stream_id: str | None) -> str:
@@ -308,7 +317,9 @@ class RawCodec:
     def stop(self, stream_id: str | None) -> WireMessage:
         return self.stop_message
 
-    def transcript(self, text: str, stream_id: str | None) -> str | None:
+    def transcript(
+        self, text: str, stream_id: str | None, offset_ms: float, duration_ms: float
+    ) -> str | None:
         return raw.encode_transcript(text)
 
     def malformed(self, stream_id: str | None) -> str:

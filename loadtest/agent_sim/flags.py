@@ -53,7 +53,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--casing",
         choices=[c.value for c in Casing],
         default=_POLICY.casing.value,
-        help="acs: spelling of AudioData/StopAudio sent to callers",
+        help="acs: spelling of AudioData/StopAudio sent to callers: camel (as documented), "
+        "pascal (.NET SDK serialiser), sdk (exactly the JavaScript SDK's outbound builders)",
     )
     proto.add_argument(
         "--raw-sample-rate",

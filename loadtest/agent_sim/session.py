@@ -136,7 +136,8 @@ class AgentSession:
         self._records: list[TurnRecord] = []
         self.has_records = False  # the edge asks after every message; a plain attribute
         self.replanned = False  # … and this: whether receive() may have moved the deadline
-        self._transcript: str | None = None
+        self._transcripts = False  # --transcripts, from when the stream opened
+        self._opened_ns = 0  # when the stream opened: transcripts' offsets count from here
         if policy.pace is Pace.BURST:
             self._chunk_frames = policy.burst_ms // FRAME_MS
             self._chunk_ns = int(policy.burst_ms * 1_000_000 / policy.burst_speed)
@@ -279,8 +280,8 @@ class AgentSession:
         self._vad_bytes = self._vad.frame_bytes
         if self._codec.declares_frame_size:
             self._message_bytes = rate * meta.frame_ms // 1000 * SAMPLE_WIDTH
-        if self._policy.transcripts:
-            self._transcript = self._codec.transcript(self._policy.reply_text, self.stream_id)
+        self._opened_ns = now_ns
+        self._transcripts = self._policy.transcripts
         if self._policy.greeting_ms:
             turn = TurnState(TurnKind.GREETING, None)
             turn.due_ns = now_ns
@@ -434,6 +435,15 @@ class AgentSession:
             queued.turn.fault_tx_ns = now_ns
             queued.garbage = None
 
+    def _transcript(self, first_tx_ns: int, frames: int) -> str | None:
+        """The reply's transcript, sent with its first frame at ``first_tx_ns``."""
+        return self._codec.transcript(
+            self._policy.reply_text,
+            self.stream_id,
+            (first_tx_ns - self._opened_ns) / 1e6,
+            frames * FRAME_MS,
+        )
+
     def _send_stop(self, play: Playback, now_ns: int, actions: list[Action]) -> None:
         actions.append(SendStop())
         play.turn.stop_tx_ns = now_ns
@@ -441,7 +451,8 @@ class AgentSession:
 
     def _advance(self, play: Playback, now_ns: int, actions: list[Action]) -> None:
         turn = play.turn
-        if play.send_due(now_ns, self._stats, self._transcript, actions):
+        transcript = self._transcript if self._transcripts else None
+        if play.send_due(now_ns, self._stats, transcript, actions):
             self._fault_close(play, now_ns, actions)
             return
         stop_due = play.stop_due_ns

@@ -8,6 +8,8 @@ has not yet lasted ``barge_min_speech_ms``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from loadtest.agent_sim.actions import Action, SendAudio, SendText, TurnKind, TurnRecord
 from loadtest.agent_sim.config import FRAME_MS, FaultKind, ReplyPolicy
 from loadtest.agent_sim.stats import AgentStats
@@ -153,10 +155,15 @@ class Playback:
         return self.end_ns if self.stop_due_ns is None else self.stop_due_ns
 
     def send_due(
-        self, now_ns: int, stats: AgentStats, transcript: str | None, actions: list[Action]
+        self,
+        now_ns: int,
+        stats: AgentStats,
+        transcript: Callable[[int, int], str | None] | None,
+        actions: list[Action],
     ) -> bool:
         """Append the frames due by ``now_ns`` (none due at or after a pending stop) to
-        ``actions``, recording them as sent at ``now_ns``. True when the close fault's frame
+        ``actions``, recording them as sent at ``now_ns``; the reply's first frame is followed
+        by ``transcript(now_ns, frames planned)`` when given. True when the close fault's frame
         count was reached."""
         turn = self.turn
         stop_due = self.stop_due_ns
@@ -171,8 +178,9 @@ class Playback:
             if turn.first_tx_ns is None:
                 turn.first_tx_ns = now_ns
                 stats.responses_total += 1
-                if transcript is not None:
-                    actions.append(SendText(transcript))
+                text = None if transcript is None else transcript(now_ns, turn.frames_planned)
+                if text is not None:
+                    actions.append(SendText(text))
             turn.last_tx_ns = now_ns
             turn.frames_sent += 1
             frame += 1

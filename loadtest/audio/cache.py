@@ -3,8 +3,11 @@
 :func:`inspect_cache` audits a folder and lists every problem without raising;
 :func:`load_cache` returns the clips ready to stream, or raises one clear error. Both accept
 the current manifest, the legacy Azure-sample manifest, and a bare folder of ``*.pcm`` files
-(boundaries computed on load, with a warning). Writes are atomic (temp file + rename), so a
-reader never sees a half-written file.
+(boundaries computed on load, with a warning). Speech boundaries belong to the recording:
+they are decided once, on the cache's own audio at its own rate — stored by generate-audio, or
+computed here when a legacy or bare cache has none — and every wire format maps those same
+boundaries onto its frame grid; nothing re-detects speech after resampling. Writes are atomic
+(temp file + rename), so a reader never sees a half-written file.
 """
 
 from __future__ import annotations
@@ -142,7 +145,8 @@ def _read_entries(directory: Path, report: CacheReport, bare_rate: int) -> list[
         if files:
             report.warnings.append(
                 f"{directory}: no {MANIFEST_NAME}; assuming {bare_rate} Hz PCM16 and computing "
-                "speech boundaries on load (run generate-audio to write a manifest)"
+                f"speech boundaries once, at {bare_rate} Hz, on load (run generate-audio to "
+                "write a manifest)"
             )
         entries = [_bare_entry(p, bare_rate, p.read_bytes()) for p in files]
         # Files without a turn number in their name play in file-name order.
@@ -161,6 +165,14 @@ def _read_entries(directory: Path, report: CacheReport, bare_rate: int) -> list[
             report.problems.append(str(exc))
     if entries and all(e.legacy for e in entries):
         report.format = "legacy"
+    unbounded = [e for e in entries if e.speech_end_ms is None]
+    if unbounded:
+        rates = ", ".join(f"{r} Hz" for r in sorted({e.sample_rate for e in unbounded}))
+        report.warnings.append(
+            f"{manifest}: {len(unbounded)} file(s) without speech boundaries; computed once, "
+            f"at the cache's rate ({rates}), on load and used for every wire format "
+            "(regenerate with generate-audio to store them)"
+        )
     return entries
 
 

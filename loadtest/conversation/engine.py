@@ -17,6 +17,10 @@ that drives it)::
     forward(conv.events())                     # Samples → events.request; reports → stats
     # when the connection drops (a failed send or a close read), once:
     conv.closed(monotonic_ns(), code, reason); forward(conv.events())
+    # when the run ends: finish the current turn, then hang up (any time after start):
+    conv.hang_up_after_turn()
+    # when the caller is stopped before the conversation is done (the stop grace ran out):
+    conv.cut(monotonic_ns()); forward(conv.events())
     # the call is over when conv.next_deadline_ns() is None (conv.done)
 
 Rules the edge keeps: ``start`` first; ``sent`` for every frame ``frames_due`` returned, in
@@ -75,6 +79,7 @@ class Conversation:
         self._rec = Recorder(plan.scenario, config.first_byte_timeout_ms)
         self._started = False
         self._done = False
+        self._hang_up = False  # end the call where the next turn would begin
         self._start_ns = 0
         self._next_slot = 0
         self._tail_frames = 0
@@ -174,10 +179,12 @@ class Conversation:
                 turn.started_ns = sent_ns
             if frame.first_speech:
                 turn.speech_ns = sent_ns
+                turn.speech_media_ms = frame.slot * self._cfg.chunk_ms
                 if turn.barge is not None:
                     turn.barge.speech_sent(sent_ns)
             if frame.eos:
                 turn.eos_ns = sent_ns
+                turn.eos_media_ms = frame.slot * self._cfg.chunk_ms
         if frame.first_speech or frame.eos:
             self._anchors_inflight -= 1
             if not self._anchors_inflight:
@@ -228,6 +235,32 @@ class Conversation:
             self._rec.turn_ended(turn, self._playback.end_ns)
         else:
             self._rec.turn_ended(turn, now_ns, close=(code, reason))
+        self._done = True
+
+    def hang_up_after_turn(self) -> None:
+        """The run is ending: finish the current turn — its answer measured and heard, or
+        timed out — then end the conversation (:attr:`done`) where the next turn would have
+        begun, without barging in; before turn 0, end at the next frame. Idempotent."""
+        self._hang_up = True
+
+    def cut(self, now_ns: int) -> None:
+        """The caller was stopped at ``now_ns`` before the conversation was done (the run's
+        stop grace ran out); the conversation ends.
+
+        What time decided up to ``now_ns`` stands (a TTFB timeout). The current turn's
+        :class:`TurnReport` comes with ``cut=True`` and without a ``turn`` Sample: the run's
+        end, not the agent, ended it. Samples decided before stay; an undecided barge-in is
+        dropped. A no-op once :attr:`done`.
+        """
+        if not self._started or self._done:
+            self._done = True
+            return
+        self._anchors_inflight = 0
+        self._inflight.clear()
+        self._replay_pending()
+        self._advance(now_ns)
+        if self._turn is not None:
+            self._rec.turn_cut(self._turn, now_ns)
         self._done = True
 
     def events(self) -> list[Event]:
@@ -283,6 +316,12 @@ class Conversation:
     def _frame_for_slot(self, due_ns: int) -> Frame | None:
         turn = self._turn
         if turn is None:
+            if self._hang_up:
+                self._rec.greeting_ended(
+                    self._greeting, self._start_ns, barged=False, truncated=False, ended_ns=due_ns
+                )
+                self._done = True
+                return None
             handoff = self._greeting_handoff(due_ns)
             if handoff is None:
                 return self._tail_frame(due_ns, -1)
@@ -302,7 +341,7 @@ class Conversation:
             handoff = self._turn_handoff(turn, due_ns)
             if handoff is not None:
                 self._rec.turn_ended(turn, handoff.ended_ns, truncated=handoff.truncated)
-                if plan.index + 1 == len(self._plan.turns):
+                if plan.index + 1 == len(self._plan.turns) or self._hang_up:
                     self._done = True
                     return None
                 turn = self._begin_turn(
@@ -358,10 +397,11 @@ class Conversation:
 
     def _turn_handoff(self, turn: TurnState, due_ns: int) -> Handoff | None:
         index = turn.plan.index + 1
+        barge_next = index < len(self._plan.turns) and self._plan.turns[index].barge
         return self._rules.after_turn(
             turn,
             due_ns,
-            barge_next=index < len(self._plan.turns) and self._plan.turns[index].barge,
+            barge_next=barge_next and not self._hang_up,
             quiet_at_ns=self._quiet_at_ns(),
             playback_end_ns=self._playback.end_ns,
         )
@@ -404,8 +444,10 @@ class Conversation:
             duration_ns = audio_duration_ns(inbound.audio_bytes, self._cfg.agent_sample_rate)
             self._route_audio(arrival_ns, duration_ns)
         elif inbound.kind is InboundKind.STOP:
+            # judged before the flush: was anything playing, or was the agent just quiet?
+            silent = arrival_ns >= self._quiet_at_ns()
             self._playback.flush(arrival_ns)
-            self._route_stop(arrival_ns)
+            self._route_stop(arrival_ns, silent)
         # TRANSCRIPT, END, OTHER and MALFORMED are counted and never move the clock: END
         # tokens also match e.g. the caller's own final transcript, so trusting them to end
         # an answer would start the next turn over the agent.
@@ -443,15 +485,24 @@ class Conversation:
             turn.ttfb_ms = (arrival_ns - eos_ns) / _NS_PER_MS
             self._rec.sample(Metric.TTFB, turn.ttfb_ms, arrival_ns, turn=turn)
 
-    def _route_stop(self, arrival_ns: int) -> None:
+    def _route_stop(self, arrival_ns: int, silent: bool) -> None:
+        """A stop signal ends a barge-in only while the agent is talking. One that arrives
+        while it is quiet (no audio for ``barge_quiet_ms``, nothing left to play) — many
+        frameworks clear the line at every start of the caller's speech — is counted as
+        ``stop_while_silent``, never a barge-in; any other is ``stray_stops``."""
         turn = self._turn
         barge = None if turn is None else turn.barge
-        if turn is not None and barge is not None and (barge.owns or barge.report is None):
+        if (
+            turn is not None
+            and barge is not None
+            and not silent
+            and (barge.owns or barge.report is None)
+        ):
             report = barge.on_stop(arrival_ns)
             if report is not None:
                 self._rec.barge_decided(turn, report)
             return
-        self._counts["stray_stops"] += 1
+        self._counts["stop_while_silent" if silent else "stray_stops"] += 1
 
     # -- time --------------------------------------------------------------------------------
 

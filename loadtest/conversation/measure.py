@@ -205,6 +205,12 @@ class TurnReport:
         barge: the barge-in this turn made.
         truncated: the answer outlasted ``max_tail_ms`` and the next turn started anyway.
         close_code, close_reason: set when the connection dropped during this turn.
+        cut: the run's end stopped the caller during this turn (no ``turn`` Sample: neither
+            a success nor a failure); what was measured before is reported.
+        speech_media_ms, eos_media_ms: the media time of the first speech frame and of the
+            EOS frame since the call's stream began (frame slot × frame length): what the
+            frames themselves carry where the protocol stamps media time (Twilio's
+            ``media.timestamp``), for finding them in an agent's log.
     """
 
     index: int
@@ -223,6 +229,9 @@ class TurnReport:
     truncated: bool = False
     close_code: int | None = None
     close_reason: str = ""
+    cut: bool = False
+    speech_media_ms: int | None = None
+    eos_media_ms: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -263,7 +272,8 @@ class Counters:
     inbound_malformed: int = 0
     empty_audio: int = 0  # AUDIO carrying 0 bytes: ignored
     stray_audio_frames: int = 0  # agent audio outside the greeting, answers and talk-over
-    stray_stops: int = 0  # stop signals outside a barge-in
+    stray_stops: int = 0  # stop signals outside a barge-in while the agent talked
+    stop_while_silent: int = 0  # stop signals while the agent was quiet: never a barge-in
     barge_skipped: int = 0  # scheduled barge-ins with nothing left to interrupt
     greeting_absent: int = 0  # no greeting within the greeting timeout
 

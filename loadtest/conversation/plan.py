@@ -57,8 +57,11 @@ class TurnAudio:
     ) -> TurnAudio:
         """Build from the manifest's speech boundaries (milliseconds from the file start).
 
-        The speech-start frame is the one containing ``speech_start_ms``; the EOS frame is
-        the last one containing speech, ``ceil(speech_end_ms / chunk_ms) - 1`` (on the grid,
+        The boundaries belong to the recording (decided once at the cache's rate), and every
+        wire format sends frame k with the recording's ``[k, k+1) × chunk_ms``, so this one
+        mapping holds for every codec, rate and frame length. The speech-start frame is the
+        one containing ``speech_start_ms``; the EOS frame is the last frame any part of which
+        lies before ``speech_end_ms``: ``ceil(speech_end_ms / chunk_ms) - 1`` (on the grid,
         ``speech_end_ms // chunk_ms - 1``).
         """
         if chunk_ms <= 0:

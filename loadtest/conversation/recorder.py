@@ -120,14 +120,35 @@ class Recorder:
             failure=failure,
             detail=detail,
         )
-        plan = turn.plan
+        self._report(
+            turn, ended_ns, failure, truncated=truncated, close_code=close_code,
+            close_reason=close_reason,
+        )  # fmt: skip
+
+    def turn_cut(self, turn: TurnState, cut_ns: int) -> None:
+        """The run's end stopped the caller during ``turn``: its report (``cut``), no sample."""
+        started_ns = turn.t0_ns if turn.started_ns is None else turn.started_ns
+        self._report(turn, max(cut_ns, started_ns), turn.failure, cut=True)
+
+    def _report(
+        self,
+        turn: TurnState,
+        ended_ns: int,
+        failure: Failure | None,
+        *,
+        truncated: bool = False,
+        close_code: int | None = None,
+        close_reason: str = "",
+        cut: bool = False,
+    ) -> None:
+        plan, barge = turn.plan, turn.barge
         self._events.append(
             TurnReport(
                 index=plan.index,
                 scenario=plan.scenario,
                 audio_key=plan.audio.key,
                 barge_scheduled=plan.barge,
-                started_ns=started_ns,
+                started_ns=turn.t0_ns if turn.started_ns is None else turn.started_ns,
                 speech_ns=turn.speech_ns,
                 eos_ns=turn.eos_ns,
                 ended_ns=ended_ns,
@@ -139,5 +160,8 @@ class Recorder:
                 truncated=truncated,
                 close_code=close_code,
                 close_reason=close_reason,
+                cut=cut,
+                speech_media_ms=turn.speech_media_ms,
+                eos_media_ms=turn.eos_media_ms,
             )
         )

@@ -18,7 +18,7 @@ Per call, in the edge's order::
     tally.connect_attempt(retry=attempt > 0)       # each attempt; then one of:
     sample = tally.connected(elapsed_ms)           # or tally.connect_failed(error, detail, ms)
     ...
-    samples = tally.events(conversation.events(), benign_close=...)   # whenever drained
+    samples = tally.events(conversation.events(), benign_close=..., run_ended_ns=...)
     tally.stream(frames=n, chunk_ms=20, first_due_ns=..., last_sent_ns=...)  # at hang-up
     tally.frames_received(n)
     tally.counters(conversation.counters)
@@ -34,7 +34,13 @@ from loadtest.metrics.voice_stats import VoiceStats
 
 __all__ = ["COUNTED", "RequestSample", "Tally"]
 
-COUNTED = ("inbound_malformed", "stray_audio_frames", "barge_skipped", "greeting_absent")
+COUNTED = (
+    "inbound_malformed",
+    "stray_audio_frames",
+    "barge_skipped",
+    "greeting_absent",
+    "stop_while_silent",
+)
 """The conversation's :class:`~.measure.Counters` fields that become run counters."""
 
 
@@ -77,16 +83,22 @@ class Tally:
         return RequestSample(Metric.CONNECT.value, elapsed_ms, error, detail)
 
     # ------------------------------------------------------------------ the conversation
-    def events(self, events: Iterable[Event], *, benign_close: bool) -> list[RequestSample]:
+    def events(
+        self, events: Iterable[Event], *, benign_close: bool, run_ended_ns: int | None = None
+    ) -> list[RequestSample]:
         """Record ``events`` (from :meth:`Conversation.events`); the Locust samples to fire.
 
         ``benign_close``: the connection closed with a code the user asked to ignore
-        (``WS_IGNORE_CLOSE_EXCEPTIONS``), so a turn cut by it is counted, not failed."""
+        (``WS_IGNORE_CLOSE_EXCEPTIONS``), so a turn cut by it is counted, not failed.
+        ``run_ended_ns``: when the run time ran out, if it has; answers decided from then on
+        (while callers finish their turn) count like any other and also as ``after_run_time``."""
         samples: list[RequestSample] = []
         for event in events:
             if isinstance(event, Sample):
-                samples += self._sample(event, benign_close)
+                samples += self._sample(event, benign_close, run_ended_ns)
             elif isinstance(event, TurnReport):
+                if event.cut:
+                    self.stats.count("turns_cut")
                 if event.barge is not None and event.barge.audible_talk_over_ms is not None:
                     self.stats.observe("talk_over_ms", event.barge.audible_talk_over_ms)
                 if event.answer is not None:
@@ -94,7 +106,9 @@ class Tally:
                         self.stats.observe("agent_gap_ms", gap)
         return samples
 
-    def _sample(self, sample: Sample, benign_close: bool) -> list[RequestSample]:
+    def _sample(
+        self, sample: Sample, benign_close: bool, run_ended_ns: int | None
+    ) -> list[RequestSample]:
         stats, metric, failure = self.stats, sample.metric, sample.failure
         if metric is Metric.CONNECT:
             return []  # measured around the upgrade itself: connected() / connect_failed()
@@ -105,6 +119,8 @@ class Tally:
         scenario = sample.scenario
         if metric is Metric.TTFB and ok:
             stats.observe("ttfb_ms", sample.value_ms, scenario)
+            if run_ended_ns is not None and sample.at_ns >= run_ended_ns:
+                stats.count("after_run_time")
         elif metric is Metric.GREETING and ok:
             stats.observe("greeting_ms", sample.value_ms)
         elif metric is Metric.BARGE_IN:

@@ -78,10 +78,11 @@ class BargeTracker:
     Two things are tracked separately:
 
     * **ownership** — agent audio belongs to the interrupted answer (not to the barging
-      turn's own answer) until a ``quiet_ns`` gap follows its last frame; :attr:`owns` is
-      ``False`` afterwards. A stop signal alone does not end it: an agent that says stop but
-      keeps streaming is still talking over the caller, and that audio must not become the
-      next answer's first byte.
+      turn's own answer) until a ``quiet_ns`` gap follows its last frame or the agent's stop
+      signal arrives; :attr:`owns` is ``False`` afterwards. Audio after either starts a new
+      answer: over the caller's speech it is the barging turn's own talk-over, after its end
+      of speech its answer — never more of the interrupted answer's audible talk-over (an
+      agent's next reply often follows its stop within ``quiet_ns``).
     * **outcome** — with ``B`` the send instant of the first barge speech frame and ``W`` the
       window: a stop signal at or after ``B`` → STOPPED (latency = stop − B); audio arriving
       after ``B + W`` → IGNORED; audio after ``B`` then a quiet gap → QUIET (latency = last
@@ -156,8 +157,10 @@ class BargeTracker:
         return None
 
     def on_stop(self, arrival_ns: int) -> BargeReport | None:
-        """The agent's stop signal arrived: what was not yet heard is flushed."""
+        """The agent's stop signal arrived: what was not yet heard is flushed, and the
+        interrupted answer is over (ownership ends)."""
         self._play_end_ns = min(self._play_end_ns, arrival_ns)
+        self.owns = False
         speech = self._speech_ns
         if self.report is None and speech is not None and arrival_ns >= speech:
             self._stop_ns = arrival_ns
@@ -172,8 +175,8 @@ class BargeTracker:
             self.owns = False
             report = self.report
             if report is not None and speech is not None:
-                # audio that kept coming after the decision (e.g. after a stop signal) was
-                # heard too: the audible talk-over is final only now
+                # audio that kept coming after the decision (an ignored barge-in) was heard
+                # too: the audible talk-over is final only now
                 heard_ms = max(0, self._play_end_ns - speech) / _NS_PER_MS
                 if report.audible_talk_over_ms is None or heard_ms > report.audible_talk_over_ms:
                     self.report = replace(report, audible_talk_over_ms=heard_ms)
@@ -228,6 +231,8 @@ class TurnState:
     started_ns: int | None = None  # send instant of frame 0
     speech_ns: int | None = None  # send instant of the first speech frame
     eos_ns: int | None = None  # send instant of the EOS frame
+    speech_media_ms: int | None = None  # media time of the first speech frame (slot × chunk)
+    eos_media_ms: int | None = None  # media time of the EOS frame
     next_frame: int = 0  # next recording frame to hand out
     answer: AudioTrack | None = None
     ttfb_ms: float | None = None

@@ -143,6 +143,7 @@ COUNTER_METRICS: Mapping[str, str] = {
     "frames_sent": "voice_loadtest_frames_sent",
     "frames_received": "voice_loadtest_frames_received",
     "reconnects": "voice_loadtest_reconnects",
+    "stop_while_silent": "voice_loadtest_stops_while_silent",
 }
 """Declared counter (:data:`~loadtest.metrics.voice_stats.COUNTERS`, whose help it takes) →
 Prometheus counter labelled ``target`` (the client adds ``_total``)."""

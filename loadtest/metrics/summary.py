@@ -5,8 +5,8 @@ Keys (stable; other tools read them)::
     metrics.{ttfb_ms,barge_in_ms,greeting_ms,connect_ms,turn_ms,talk_over_ms}
            .{count,p50,p90,p95,p99,max,mean}
     rates.{connection_success,turn_success,barge_in_success}      ratios 0..1 (null: no data)
-    counts.{calls,connect_attempts,turns,turns_ok,barge_attempts,frames_sent,
-            frames_received,reconnects,failures:{error_name: n}}
+    counts.{calls,connect_attempts,turns,turns_ok,turns_cut,barge_attempts,after_run_time,
+            stop_while_silent,frames_sent,frames_received,reconnects,failures:{error_name: n}}
     harness.{frame_lateness_ms.{p50,p99,max},receive_lag_ms.{p50,p99,max},
              realtime_factor,worker_cpu_max}
     slo.{verdict,exit_code,reasons,checks:[{name,threshold,actual,status}]}
@@ -18,7 +18,12 @@ Keys (stable; other tools read them)::
                 worker_cpu_max}]                 one entry per window; counts are per window
 
 Percentiles come from histograms merged across workers (all samples pooled), never from an
-average of per-worker percentiles.
+average of per-worker percentiles. Answers that arrive after the run time, while the callers
+finish their turns, are counted like any other measurement everywhere; ``after_run_time`` says
+how many TTFBs those were (already included above). ``turns_cut``: turns the end of the
+stop grace cut (reported in the per-turn log, neither successes nor failures).
+``stop_while_silent``: the agent's stop signals (StopAudio, clear) that arrived while it was
+quiet — many frameworks send one at every start of the caller's speech; never a barge-in.
 """
 
 from __future__ import annotations
@@ -109,7 +114,10 @@ def build_summary(
             "connect_attempts": c("connect_attempts"),
             "turns": c("turns"),
             "turns_ok": c("turns_ok"),
+            "turns_cut": c("turns_cut"),
             "barge_attempts": c("barge_attempts"),
+            "after_run_time": c("after_run_time"),
+            "stop_while_silent": c("stop_while_silent"),
             "frames_sent": c("frames_sent"),
             "frames_received": c("frames_received"),
             "reconnects": c("reconnects"),
@@ -166,7 +174,17 @@ def format_table(summary: Mapping[str, Any]) -> str:
             for k, v in rates.items()
         )
     )
-    failures = summary["counts"]["failures"]
+    counts = summary["counts"]
+    late, cut = counts.get("after_run_time", 0), counts.get("turns_cut", 0)
+    if late or cut:
+        lines.append(
+            f"after the run time: {late} TTFB(s) measured while callers finished their turns "
+            f"(counted above); {cut} turn(s) cut by the stop timeout (not judged)"
+        )
+    silent_stops = counts.get("stop_while_silent", 0)
+    if silent_stops:
+        lines.append(f"stop signals while the agent was silent: {silent_stops} (not barge-ins)")
+    failures = counts["failures"]
     if failures:
         lines.append("failures: " + ", ".join(f"{k}={v}" for k, v in failures.items()))
     h = summary["harness"]

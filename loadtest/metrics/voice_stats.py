@@ -66,6 +66,12 @@ COUNTERS: Mapping[str, Counter] = {
     "stray_audio_frames": Counter("agent audio outside the greeting, answers and talk-over"),
     "barge_skipped": Counter("scheduled barge-ins with nothing left to interrupt"),
     "greeting_absent": Counter("calls with no greeting within the greeting timeout"),
+    "stop_while_silent": Counter(
+        "agent stop signals (StopAudio, clear) that arrived while the agent was quiet; never a "
+        "barge-in"
+    ),
+    "turns_cut": Counter("turns the run's stop timeout cut: neither success nor failure"),
+    "after_run_time": Counter("TTFBs measured after the run time, while callers finished"),
 }
 """Counter name → :class:`Counter`. The realtime factor is ``stream_due_us`` over
 ``stream_actual_us`` (1.0 = real time)."""

@@ -82,6 +82,11 @@ class CallerProtocol(Protocol):
         and every message of the call takes the id from there."""
         ...
 
+    def log_ids(self, call: CallContext, stream: CallStream) -> dict[str, str]:
+        """The ids the agent knows this call by beyond its connection headers (Twilio
+        ``stream_sid`` and ``call_sid``), for the per-turn log."""
+        ...
+
     def mark_echo(self, name: str, media_sent: int, stream: CallStream) -> WireMessage:
         """The echo of the agent's mark ``name``, sent after ``media_sent`` media frames
         (only called when :attr:`echoes_marks`); the edge counts it in ``stream.echoes``

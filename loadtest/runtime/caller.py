@@ -24,13 +24,12 @@ simulator's ground truth uses.
 The socket is behind :class:`Transport` (:class:`WebSocketTransport` in production), so the
 driver runs against an in-memory fake in unit tests.
 
-``VOICE_LOADTEST_TURN_LOG=FILE`` turns on the per-turn JSONL log (:mod:`.turnlog`).
+``TURN_LOG=FILE`` (``--turn-log``) turns on the per-turn JSONL log (:mod:`.turnlog`).
 """
 
 from __future__ import annotations
 
 import gc
-import os
 import random
 import time
 from collections.abc import Callable
@@ -55,18 +54,23 @@ from loadtest.protocols.caller_api import CallStream
 from loadtest.runtime.library import AudioLibrary
 from loadtest.runtime.scheduler import FrameScheduler
 from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport, close_is_benign
-from loadtest.runtime.turnlog import TURN_LOG_ENV, TurnLog
+from loadtest.runtime.turnlog import CallIds, TurnLog
 from loadtest.settings import CallerSettings
 
-__all__ = ["CallDriver", "Sink", "Transport", "flush_turn_log"]
+__all__ = ["CallDriver", "Sink", "Transport", "flush_turn_log", "hang_up_calls", "resume_calls"]
 
 _phase_rng = random.Random()  # frame phase only: never draws from a caller's scenario rng
 
 
 class Sink(Protocol):
-    """Where a call's measurements go (the Locust plugin implements it)."""
+    """Where a call's measurements go (the Locust plugin implements it).
+
+    ``run_ended_ns`` is the monotonic instant the run's end was signalled (``None`` while it
+    runs): answers decided from then on are counted again as ``after_run_time``.
+    """
 
     stats: VoiceStats
+    run_ended_ns: int | None
 
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None: ...
 
@@ -80,6 +84,7 @@ class Transport(Protocol):
     """
 
     call_id: str
+    correlation_id: str
 
     def connect(self, url: str, timeout_s: float) -> None: ...
 
@@ -182,7 +187,7 @@ class _Stream:
             if self.marks is not None and self.closed is None:
                 self._echo_marks()
             if forward:
-                self.driver._forward(conversation, transport.call_id)
+                self.driver._forward(conversation)
         deadline = conversation.next_deadline_ns()
         if deadline is None:
             self.done.set()
@@ -208,23 +213,40 @@ class _Stream:
 
     def forward(self) -> None:
         """Hand the measurements decided so far to the sink (may block: Locust listeners)."""
-        self.driver._forward(self.conversation, self.transport.call_id)
+        self.driver._forward(self.conversation)
 
 
 _scheduler: FrameScheduler | None = None
 _turn_log: TurnLog | None = None
 _started = False
+_calls: set[Conversation] = set()  # this process's conversations in progress
+_run_ending = False
 
 
-def _process_start_up() -> None:
+def hang_up_calls() -> None:
+    """The run is ending: every call in progress, and any that connects from now on,
+    finishes its current turn and hangs up normally (:meth:`Conversation.hang_up_after_turn`).
+    """
+    global _run_ending
+    _run_ending = True
+    for conversation in _calls:
+        conversation.hang_up_after_turn()
+
+
+def resume_calls() -> None:
+    """A new run starts: calls run their whole plan again."""
+    global _run_ending
+    _run_ending = False
+
+
+def _process_start_up(settings: CallerSettings) -> None:
     """Once per process, when the first caller is built (the audio library is loaded)."""
     global _scheduler, _turn_log, _started
     if _started:
         return
     _started = True
     _scheduler = FrameScheduler()
-    path = os.environ.get(TURN_LOG_ENV, "")
-    _turn_log = TurnLog(path) if path else None
+    _turn_log = TurnLog(settings.turn_log) if settings.turn_log else None
     gc.collect()
     gc.freeze()  # the library's frames and start-up objects never need scanning again
 
@@ -233,6 +255,17 @@ def flush_turn_log() -> None:
     """Write out the turn log's pending lines now (no-op when the log is off)."""
     if _turn_log is not None:
         _turn_log.flush()
+
+
+def _call_ids(transport: Transport, protocol: str, ids: dict[str, str]) -> CallIds:
+    return CallIds(
+        call_id=transport.call_id,
+        correlation_id=transport.correlation_id,
+        protocol=protocol,
+        epoch_offset_ns=time.time_ns() - time.monotonic_ns(),
+        stream_sid=ids.get("stream_sid"),
+        call_sid=ids.get("call_sid"),
+    )
 
 
 class CallDriver:
@@ -249,7 +282,7 @@ class CallDriver:
         rng: random.Random,
         transport: Callable[[CallerSettings], Transport] = WebSocketTransport,
     ) -> None:
-        _process_start_up()
+        _process_start_up(settings)
         self.settings = settings
         self.library = library
         self.config = config
@@ -258,6 +291,7 @@ class CallDriver:
         self.backoff = ReconnectBackoff()
         self.tally = Tally(sink.stats, per_turn_stats=settings.per_turn_stats)
         self.new_transport = transport
+        self._ids: CallIds | None = None  # the call in progress, for the per-turn log
 
     # ------------------------------------------------------------------ connect
     def _connect(self) -> tuple[Transport, int] | None:
@@ -288,6 +322,9 @@ class CallDriver:
             return
         transport, connect_started = connected
         conversation = self.new_conversation()
+        _calls.add(conversation)
+        if _run_ending:
+            conversation.hang_up_after_turn()
         stream: _Stream | None = None
         scheduler = _scheduler
         assert scheduler is not None
@@ -303,6 +340,10 @@ class CallDriver:
         except Closed as exc:
             conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
         finally:
+            _calls.discard(conversation)
+            # Not done here means the caller was stopped (the run's stop grace ran out): the
+            # turn in progress is reported as cut, neither a success nor a failure.
+            conversation.cut(time.monotonic_ns())
             transport.close(1000)
             if stream is not None:
                 self.tally.frames_received(stream.received)
@@ -310,7 +351,7 @@ class CallDriver:
                     frames=stream.count, chunk_ms=self.config.chunk_ms,
                     first_due_ns=stream.first_due, last_sent_ns=stream.last_sent,
                 )  # fmt: skip
-            self._forward(conversation, transport.call_id)
+            self._forward(conversation)
             self.tally.counters(conversation.counters)
 
     def new_conversation(self) -> Conversation:
@@ -326,6 +367,8 @@ class CallDriver:
         The returned stream is ready for the frame scheduler (:meth:`FrameScheduler.run`)."""
         protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
         call_stream = CallStream(protocol.stream_id(call))
+        if _turn_log is not None:
+            self._ids = _call_ids(transport, protocol.name, protocol.log_ids(call, call_stream))
         marks: MarkEchoes | None = None
         if protocol.echoes_marks:
             # A playback model of its own, not the conversation's: that one holds messages back
@@ -363,18 +406,21 @@ class CallDriver:
         return stream
 
     # ------------------------------------------------------------------ measurements
-    def _forward(self, conversation: Conversation, call_id: str) -> None:
+    def _forward(self, conversation: Conversation) -> None:
         """Record what the conversation decided so far and hand its samples to the sink."""
         events = conversation.events()
         if not events:
             return
         code = conversation.close_code
         benign = self.settings.ws_ignore_close_exceptions and code is not None
-        self._emit(self.tally.events(events, benign_close=benign and close_is_benign(code or 0)))
-        if _turn_log is not None:
+        benign = benign and close_is_benign(code or 0)
+        self._emit(
+            self.tally.events(events, benign_close=benign, run_ended_ns=self.sink.run_ended_ns)
+        )
+        if _turn_log is not None and self._ids is not None:
             for event in events:
                 if isinstance(event, TurnReport):
-                    _turn_log.add(call_id, event)
+                    _turn_log.add(self._ids, event)
 
     def _emit(self, samples: list[RequestSample]) -> None:
         for sample in samples:

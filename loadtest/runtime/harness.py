@@ -26,14 +26,25 @@ from loadtest.metrics.summary import build_summary, timeline_entry
 from loadtest.metrics.voice_stats import VoiceStats
 from loadtest.runtime.exporter import serve_metrics
 from loadtest.runtime.library import AudioLibrary, conversation_config
+from loadtest.runtime.turnlog import check_path as check_turn_log
 from loadtest.settings import SETTINGS, CallerSettings, parse_settings
 
-__all__ = ["WINDOW_S", "Harness", "VoiceFailure", "harness_of", "option_dest"]
+__all__ = [
+    "DRAINED_MESSAGE",
+    "DRAIN_MESSAGE",
+    "WINDOW_S",
+    "Harness",
+    "VoiceFailure",
+    "harness_of",
+    "option_dest",
+]
 
 log = logging.getLogger("voice-loadtest")
 _ATTR = "voice_harness"
 _LAG_INTERVAL_S = 0.1
 WINDOW_S = 5.0  # timeline resolution of the run summary / HTML report
+DRAIN_MESSAGE = "voice_drain"  # master → worker: end your calls, send your final report
+DRAINED_MESSAGE = "voice_drained"  # worker → master: the final report was sent before this
 
 
 class VoiceFailure(Exception):
@@ -71,6 +82,9 @@ class Harness:
         self.rng = random.Random()
         self.caches: set[str] = set()  # master/standalone: audio cache digests the callers played
         self.scenarios: set[str] = set()  # ... and the scenarios they were given
+        self.run_ended_ns: int | None = None  # workers/standalone: the run's end was signalled
+        self._draining: set[str] = set()  # master: workers whose final report is awaited
+        self._drained = gevent.event.Event()
 
     # -------------------------------------------------------------- Sink protocol
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None:
@@ -118,6 +132,8 @@ class Harness:
             self.library = AudioLibrary.load(settings)
             for warning in self.library.warnings:
                 log.warning(warning)
+        if self.role != "master" and settings.turn_log:
+            check_turn_log(settings.turn_log)
         if self.library is not None:
             conversation_config(settings, self.library.agent_sample_rate)  # validate combinations
         seed = settings.seed
@@ -191,6 +207,38 @@ class Harness:
         t_s = time.monotonic() - self.started_monotonic if self.started_monotonic else 0.0
         self.timeline.append(timeline_entry(self.window, t_s=t_s, users=users, cpu=cpu))
         self.window = VoiceStats()
+
+    # -------------------------------------------------------------- the run's end
+    def drain_workers(self, timeout_s: float) -> None:
+        """Master: ask every connected worker to end its calls (each finishes its current
+        turn and hangs up, within Locust's stop timeout) and to send its final report, and
+        wait for those reports — up to ``timeout_s`` — before Locust's quit closes the
+        master's message loop. That quit stops listening 0.5 s after telling the workers to
+        stop, so what they measure during the stop grace would otherwise reach their per-turn
+        logs but not the master's summary, CSV or ``/metrics``."""
+        from locust.runners import STATE_MISSING
+
+        runner = self.environment.runner
+        workers = [c.id for c in runner.clients.values() if c.state != STATE_MISSING]
+        if not workers:
+            return
+        self._draining = set(workers)
+        self._drained.clear()
+        for worker in workers:
+            runner.send_message(DRAIN_MESSAGE, None, worker)
+        if not self._drained.wait(timeout_s):
+            log.warning(
+                "voice-loadtest: no final report from %d worker(s) within %.0f s: %s; their "
+                "last measurements are missing from the totals",
+                len(self._draining), timeout_s, ", ".join(sorted(self._draining)),
+            )  # fmt: skip
+        self._draining = set()
+
+    def worker_drained(self, worker: str) -> None:
+        """Master: ``worker``'s final report has been merged (it came just before)."""
+        self._draining.discard(worker)
+        if not self._draining:
+            self._drained.set()
 
     # -------------------------------------------------------------- exporter
     def snapshot(self) -> Snapshot:

@@ -1,5 +1,10 @@
 """Caller audio ready to stream: one per process, shared by every caller (edge: loads files).
 
+Speech boundaries come from the cache (decided once on the recording at its own rate) and are
+mapped onto the caller's frame grid by :meth:`TurnAudio.from_manifest
+<loadtest.conversation.plan.TurnAudio.from_manifest>`: the end-of-speech frame is the last one
+any part of which lies before ``speech_end_ms``, the same frame on every wire format.
+
 Every utterance is split into ``CHUNK_MS`` frames and pre-encoded once into wire messages
 (base64 and JSON done here, only the timestamp is inserted per send), so memory does not grow
 with the number of callers and no per-frame encoding happens on the hot path. The silence a
@@ -14,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest.audio.cache import AudioCache, load_cache
-from loadtest.audio.pcm import comfort_noise_frames, duration_ms, frame_size, resample
+from loadtest.audio.pcm import comfort_noise_frames, duration_ms, frame_size
 from loadtest.audio.scenarios import parse_scenarios, played_weights
-from loadtest.audio.vad import speech_bounds
 from loadtest.conversation import ConversationConfig, GreetingMode, Scenario, TurnAudio
-from loadtest.errors import AudioFormatError, ConfigError
+from loadtest.errors import ConfigError
 from loadtest.protocols import caller_protocol
 from loadtest.protocols.caller_api import CallerFrame, CallerProtocol
 from loadtest.settings import CallerSettings
@@ -86,28 +90,25 @@ class AudioLibrary:
                 f"{cache.directory} (has: {', '.join(cache.scenarios)})"
             )
         protocol = caller_protocol(settings.ws_protocol, settings)
-        wire_rate = protocol.agent_sample_rate(rate)
         frames: dict[str, Sequence[CallerFrame]] = {}
         scenarios = []
         for name, clips in cache.scenarios.items():
             turns = []
             for clip in clips:
                 key = clip.entry.filename
+                # Every protocol sends as many frames as the clip has at the cache's rate, frame
+                # k carrying the same [k, k+1) × chunk of the recording whatever the wire's rate
+                # or codec; so the recording's own boundaries map onto every wire grid as they
+                # are. Detecting speech again in the resampled audio would move them: at 8 kHz
+                # two built-in utterances end 80-160 ms early, while an independent VAD on the
+                # same µ-law bytes still hears speech there.
                 frames[key] = protocol.encode_clip(clip.pcm, rate, chunk)
-                start_ms, end_ms = clip.speech_start_ms, clip.speech_end_ms
-                if wire_rate != rate:  # the agent hears band-limited audio: find speech in it
-                    try:
-                        heard = speech_bounds(resample(clip.pcm, rate, wire_rate), wire_rate)
-                        start_ms, end_ms = heard.start_ms, heard.end_ms
-                    except AudioFormatError:
-                        pass  # nothing loud enough at the wire rate: keep the manifest's
-
                 turns.append(
                     TurnAudio.from_manifest(
                         key,
                         duration_ms=duration_ms(clip.pcm, rate),
-                        speech_start_ms=start_ms,
-                        speech_end_ms=end_ms,
+                        speech_start_ms=clip.speech_start_ms,
+                        speech_end_ms=clip.speech_end_ms,
                         chunk_ms=chunk,
                     )
                 )

@@ -7,10 +7,17 @@ Hooks used (Locust's documented events):
 * ``init`` — validate settings and, on workers and standalone runs, load and pre-encode the
   audio cache once per process (a bad value or missing cache stops the process with one line);
   with Locust's ``--web-login``, protect the web UI with HTTP Basic (:mod:`.web_auth`);
-* ``test_start`` — re-read settings (workers get the master's options here), probe the
-  target once on the master/standalone (the run begins only if a connection works);
+* ``test_start`` — re-read settings (workers get the master's options here); on the
+  master/standalone place the run's one probe call (:mod:`.probe`; the run begins only if
+  the upgrade works) unless ``PROBE=false`` or ``voice-loadtest run`` already placed it;
 * ``report_to_master`` / ``worker_report`` — workers ship their histogram/counter deltas,
   the master merges them exactly;
+* ``test_stopping`` — the run's end: every call finishes its current turn and hangs up
+  normally (within Locust's ``--stop-timeout``; a call still going then is cut, its turn
+  reported but not judged). The master asks each worker to end its calls this way and waits
+  for its final report before Locust's quit stops listening, so answers that arrive during
+  the stop grace are counted once everywhere — summary, CSV, ``/metrics``, per-turn log — and
+  again as ``counts.after_run_time``;
 * ``quitting`` — the master (or standalone process) builds the summary, writes the JSON and
   the HTML report beside it (:mod:`loadtest.metrics.report_cli`), prints the table and sets
   the exit code to the SLO verdict; with ``--metrics-linger S`` it then keeps ``/metrics`` up
@@ -34,27 +41,45 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+from locust.runners import STATE_STOPPING
+from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from loadtest.errors import LoadtestError
 from loadtest.metrics.azure_monitor_config import parse_azure_monitor_config
 from loadtest.metrics.report_cli import default_report_path, write_report
 from loadtest.metrics.slo import parse_slo
 from loadtest.metrics.summary import format_table
+from loadtest.runtime.caller import flush_turn_log, hang_up_calls, resume_calls
 from loadtest.runtime.exporter import DEFAULT_METRICS_PORT
-from loadtest.runtime.harness import VoiceFailure, harness_of, option_dest
+from loadtest.runtime.harness import (
+    DRAIN_MESSAGE,
+    DRAINED_MESSAGE,
+    VoiceFailure,
+    harness_of,
+    option_dest,
+)
 from loadtest.runtime.locust_fixes import memoize_default_args
+from loadtest.runtime.probe import PROBED_ENV, cache_rate, probe
 from loadtest.runtime.web_auth import enable_basic_auth
 from loadtest.settings import SETTINGS, parse_number
 
 __all__ = ["VoiceFailure", "register"]
 
 log = logging.getLogger("voice-loadtest")
+_DRAIN_MARGIN_S = 15.0  # beyond Locust's stop timeout: closing calls, the final report
 
 
 def _fatal(message: str) -> None:
     """Stop this process before any user spawns, with one line and exit code 2."""
     print(f"voice-loadtest: error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
+
+
+def _settle_csv(environment: Any) -> None:
+    """Locust's CSV writer rewrites its files every ``CSV_STATS_INTERVAL_SEC`` and only
+    closes them at exit: wait one rewrite, so the files hold the counts just merged."""
+    if getattr(environment.parsed_options, "csv_prefix", None):
+        gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.25)
 
 
 def register(events: Any) -> None:
@@ -73,6 +98,14 @@ def register(events: Any) -> None:
                 help=f"{knob.help} (default {knob.default!r})",
                 is_secret=knob.secret,
             )
+        group.add_argument(
+            "--no-probe",
+            dest=option_dest("PROBE"),
+            action="store_const",
+            const="false",
+            include_in_web_ui=False,
+            help="same as --probe false",
+        )
         group.add_argument(
             "--summary-json",
             default=None,
@@ -132,6 +165,8 @@ def register(events: Any) -> None:
         harness = harness_of(environment)
         harness.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         harness.started_monotonic = time.monotonic()
+        harness.run_ended_ns = None
+        resume_calls()
         try:
             settings = harness.configure()
         except LoadtestError as exc:
@@ -145,10 +180,11 @@ def register(events: Any) -> None:
             environment.runner.quit()
             return
         if harness.role != "worker":
-            from loadtest.runtime.runner import probe  # imported late: no gevent at import
-
             try:
-                probe(settings)
+                if settings.probe and not os.environ.get(PROBED_ENV):
+                    library = harness.library
+                    rate = library.sample_rate if library else cache_rate(settings.pcm_dir)
+                    probe(settings, rate)
             except LoadtestError as exc:
                 log.error("voice-loadtest: %s", exc)
                 harness.probe_failed = str(exc)
@@ -170,8 +206,44 @@ def register(events: Any) -> None:
                 harness.absorb(data["voice"])
             harness.note_audio(data.get("voice_audio") or {})
 
+        def drain(environment: Any, msg: Any, **__: Any) -> None:
+            # Locust's own graceful stop: test_stopping hangs the calls up after their turn,
+            # and the users get the stop timeout to finish; then the final report.
+            runner = environment.runner
+            runner.stop()
+            flush_turn_log()
+            data: dict[str, Any] = {}
+            environment.events.report_to_master.fire(client_id=runner.client_id, data=data)
+            runner.send_message("stats", data)
+            runner.send_message(DRAINED_MESSAGE, None)
+
+        def drained(environment: Any, msg: Any, **__: Any) -> None:
+            harness.worker_drained(str(msg.node_id))
+
         environment.events.report_to_master.add_listener(ship)
         environment.events.worker_report.add_listener(merge)
+        runner = environment.runner
+        if harness.role == "worker" and runner is not None:
+            runner.register_message(DRAIN_MESSAGE, drain, concurrent=True)
+        elif harness.role == "master" and runner is not None:
+            runner.register_message(DRAINED_MESSAGE, drained)
+
+    def _test_stopping(environment: Any, **_: Any) -> None:
+        harness = harness_of(environment)
+        if harness.role == "master":
+            # No rebalancing onto workers that are ending their calls (Locust would set this
+            # right after this event; a worker joining now must not be handed callers).
+            environment.runner.update_state(STATE_STOPPING)
+            harness.drain_workers(float(environment.stop_timeout or 0) + _DRAIN_MARGIN_S)
+            _settle_csv(environment)
+        else:
+            harness.run_ended_ns = time.monotonic_ns()
+            hang_up_calls()
+
+    def _test_stop(environment: Any, **_: Any) -> None:
+        if harness_of(environment).role == "standalone":
+            flush_turn_log()
+            _settle_csv(environment)
 
     def _quitting(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
@@ -206,4 +278,6 @@ def register(events: Any) -> None:
     events.init.add_listener(_init)
     events.test_start.add_listener(_test_start)
     events.init.add_listener(_wire_reports)
+    events.test_stopping.add_listener(_test_stopping)
+    events.test_stop.add_listener(_test_stop)
     events.quitting.add_listener(_quitting)

@@ -1,6 +1,7 @@
 """``voice-loadtest run``: a local distributed run in one command (edge: processes).
 
-Starts (optionally) the reference agent, probes the target once, then one Locust master and
+Starts (optionally) the reference agent, places the run's one probe call
+(:mod:`loadtest.runtime.probe`; not with ``--no-probe``), then one Locust master and
 ``--workers`` worker processes with rebalancing on, headless for ``--run-time``; the master
 writes the CSV, Locust's HTML, the summary JSON and the voice report (``summary.html``) and
 prints the summary and SLO table. The exit code is the SLO verdict (0 pass/warn, 1 fail, 2
@@ -22,12 +23,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loadtest.errors import ConfigError, LoadtestError, TargetUnreachable
+from loadtest.errors import ConfigError, LoadtestError
 from loadtest.procutil import free_port, stop_processes
-from loadtest.runtime.transport import ConnectFailed, WebSocketTransport
-from loadtest.settings import SETTINGS, CallerSettings, parse_settings
+from loadtest.runtime.probe import PROBED_ENV, cache_rate, probe
+from loadtest.settings import SETTINGS, parse_settings
 
-__all__ = ["add_run_arguments", "knob_environment", "probe", "run"]
+__all__ = ["add_run_arguments", "knob_environment", "run"]
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfile.py"
 AGENT_PATH = "/api/v1/media/stream"
@@ -39,6 +40,8 @@ def add_knob_arguments(parser: argparse.ArgumentParser) -> None:
     for knob in SETTINGS.values():
         group.add_argument(knob.option, dest=f"knob_{knob.env}", metavar=knob.env,
                            help=f"{knob.help} [${knob.env}, default {knob.default!r}]")  # fmt: skip
+    group.add_argument("--no-probe", dest="knob_PROBE", action="store_const", const="false",
+                       help="same as --probe false")  # fmt: skip
 
 
 def knob_environment(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
@@ -99,19 +102,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
-def probe(settings: CallerSettings, timeout_s: float = 5.0) -> None:
-    """Open and close one connection to ``settings.ws_url``; raise LoadtestError if it fails."""
-    transport = WebSocketTransport(settings)
-    try:
-        transport.connect(settings.ws_url, timeout_s)
-    except ConnectFailed as exc:
-        raise TargetUnreachable(
-            f"cannot reach the agent at {settings.ws_url}: {exc.detail} [{exc.error}]; "
-            "check WS_URL and that the agent is up (or use --with-agent)"
-        ) from None
-    transport.close()
-
-
 def _start_agent(
     args: argparse.Namespace, env: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -153,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
         settings = parse_settings(env)
         if not settings.ws_url:
             raise ConfigError("no target: set WS_URL / --ws-url, or use --with-agent")
-        probe(settings)
+        if settings.probe:
+            probe(settings, cache_rate(settings.pcm_dir))
+            env[PROBED_ENV] = "1"  # the run's one probe was placed: the master must not repeat it
         port = free_port()
         summary = args.summary_json or str(reports / "summary.json")
         master = [

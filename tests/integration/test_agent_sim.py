@@ -171,8 +171,8 @@ def barge_script(sample_dir: Path) -> CallScript:
     )
 
 
-@pytest.mark.parametrize("casing", ["camel", "pascal"])
-def test_barge_in_stop_in_both_casings(azure_sample_dir: Path, casing: str) -> None:
+@pytest.mark.parametrize("casing", ["camel", "pascal", "sdk"])
+def test_barge_in_stop_in_every_casing(azure_sample_dir: Path, casing: str) -> None:
     args = ("--response-ms", "3000", "--barge-latency-ms", "250", "--casing", casing)
     with AgentProcess(*args) as agent:
         script = barge_script(azure_sample_dir)
@@ -188,7 +188,11 @@ def test_barge_in_stop_in_both_casings(azure_sample_dir: Path, casing: str) -> N
     assert_near(since_ms(result, script, "t2.end", InboundKind.AUDIO), LATENCY_MS)
     stop_raw = result.raw(InboundKind.STOP)
     assert stop_raw == [acs.encode_stop(acs.Casing(casing))]
-    audio_key = '{"kind":"AudioData","audioData":' if casing == "camel" else '{"Kind":"AudioData"'
+    audio_key = {
+        "camel": '{"kind":"AudioData","audioData":',
+        "pascal": '{"Kind":"AudioData"',
+        "sdk": '{"kind":"audioData","audioData":{"data":"',
+    }[casing]
     assert all(str(m).startswith(audio_key) for m in result.raw(InboundKind.AUDIO))
 
 

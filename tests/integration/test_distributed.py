@@ -73,6 +73,7 @@ def test_late_worker_gets_callers_and_counts_merge_exactly(
         output, _ = master.communicate(timeout=90)
         for process in (first, late):
             process.wait(timeout=30)
+        connections = agent.metric("voice_loadtest_agent_connections_total")
     assert master.returncode == 0, output[-3000:]
     assert (first.returncode, late.returncode) == (0, 0)
     data = json.loads(summary.read_text())
@@ -85,3 +86,6 @@ def test_late_worker_gets_callers_and_counts_merge_exactly(
     assert data["metrics"]["ttfb_ms"]["count"] == ttfb_ok > 10
     assert data["counts"]["turns"] == int(rows["turn"]["Request Count"])
     assert data["counts"]["barge_attempts"] == int(rows["barge_in"]["Request Count"]) > 0
+    # The master placed the run's one probe call; every other call is a caller's.
+    assert data["rates"]["connection_success"] == 1.0
+    assert connections == data["counts"]["connect_attempts"] + 1

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import espeak_cache
 from tests.integration.realtime_client import AgentProcess
 from tests.integration.test_run import _run
 
@@ -26,14 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="session")
 def espeak_cache_8k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in scenarios synthesised offline at 8 kHz (Twilio's rate)."""
-    from loadtest.audio.generate import GenerateOptions, generate_audio
-    from loadtest.audio.scenarios import BUILTIN_SCENARIOS
-    from loadtest.audio.tts import make_engine
-
-    out = tmp_path_factory.mktemp("espeak-cache-8k")
-    options = GenerateOptions(out_dir=out, sample_rate=8000)
-    generate_audio(list(BUILTIN_SCENARIOS.values()), make_engine("espeak", {}), options)
-    return out
+    return espeak_cache(tmp_path_factory.mktemp("espeak-cache-8k"), 8000)
 
 
 @pytest.mark.parametrize(
@@ -101,11 +95,16 @@ def test_the_caller_echoes_the_agents_marks(tmp_path: Path, espeak_cache_8k: Pat
     echoes = metrics.get(("voice_loadtest_agent_inbound_messages_total", (("kind", "mark"),)), 0)
     bad = {labels: v for (name, labels), v in metrics.items() if "bad_inputs" in name and v}
     assert replies >= 6 and not bad
-    # Each call streamed under its own streamSid (as its start message announced it); the
-    # run's connection probes open no stream.
+    # One probe call for the whole run (`run` placed it; the master did not repeat it), and
+    # it opened its stream as a real call does: connected, start, ..., stop.
+    connections = metrics[("voice_loadtest_agent_connections_total", ())]
+    starts = metrics[("voice_loadtest_agent_inbound_messages_total", (("kind", "start"),))]
+    assert summary["rates"]["connection_success"] == 1.0
+    assert connections == summary["counts"]["connect_attempts"] + 1 == starts
+    # Each call streamed under its own streamSid (as its start message announced it).
     closed = [e for e in agent.logs if e.get("event") == "call closed"]
     streams = [str(e["stream"]) for e in closed if "stream" in e]
-    assert len(streams) >= 3 and len(set(streams)) == len(streams), streams
+    assert len(streams) >= 4 and len(set(streams)) == len(streams), streams
     assert all(s.startswith("MZ") and len(s) == 34 for s in streams), streams
     # Each reply's mark is echoed 20 ms after it (its first frame has played); a call that
     # ends in that moment may take its last echo with it, one per caller at most.

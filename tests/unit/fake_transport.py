@@ -75,6 +75,7 @@ class FakeTransport:
         self.agent = agent
         self.settings = settings
         self.call_id = str(uuid.uuid4())
+        self.correlation_id = str(uuid.uuid4())
         self.sent: list[tuple[int, str | bytes]] = []  # (monotonic ns, message)
         self.delivered = 0
         self.closed_with: int | None = None

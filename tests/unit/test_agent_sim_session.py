@@ -273,7 +273,13 @@ def test_transcript_follows_first_frame() -> None:
     index = kinds.index(SendText)
     assert kinds[index - 1] is SendAudio and kinds.count(SendText) == 1
     text = next(a.text for _, a in d.sent if isinstance(a, SendText))
-    assert json.loads(text)["transcriptionData"]["text"] == "hello caller"
+    body = json.loads(text)["transcriptionData"]
+    assert body["text"] == "hello caller" and body["resultStatus"] == "Final"
+    # the reply's place in the stream: its first frame since AudioMetadata, in 100 ns ticks
+    opened_ns = 1_000_000_000  # the metadata was the first message
+    first_ns = d.times(SendAudio)[0]
+    assert body["offset"] == (first_ns - opened_ns) // 100 and body["duration"] == 1000 * 10_000
+    assert [w["text"] for w in body["words"]] == ["hello", "caller"]
 
 
 def faulty(kind: FaultKind, **kw: int) -> Driver:

@@ -30,6 +30,7 @@ EOS_MARKERS = {first + 7 for first, _ in TURNS}
 class Sink:
     stats: VoiceStats = field(default_factory=VoiceStats)
     samples: list[tuple[str, float, str | None]] = field(default_factory=list)
+    run_ended_ns: int | None = None
 
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None:
         self.samples.append((name, value_ms, error))

@@ -242,6 +242,8 @@ def test_ttfb_is_first_audio_after_the_actual_send_of_the_eos_frame() -> None:
     assert ttfb.ok and ttfb.value_ms == 640.0 and ttfb.turn_index == 0
     (report,) = call.turns()
     assert report.eos_ns == eos_sent and report.ttfb_ms == 640.0 and report.ok
+    # the frames' media time (what Twilio's media.timestamp carries), not their send instant
+    assert (report.speech_media_ms, report.eos_media_ms) == (5 * 20, 49 * 20)
 
 
 def test_stale_audio_that_arrived_before_eos_never_counts_as_ttfb() -> None:
@@ -470,22 +472,33 @@ def test_barge_in_by_quiet_gap_excludes_the_gap() -> None:
     assert turn1.ttfb_ms == 700.0 and turn1.ok
 
 
-def test_audio_after_a_stop_signal_is_heard_and_never_the_next_answer() -> None:
-    call, _ = barge_call()
+def test_a_reply_right_after_the_stop_signal_is_a_new_answer_not_talk_over() -> None:
+    """Agent audio after its stop signal starts a new answer, even within the quiet gap:
+    while the caller still speaks it is that turn's talk-over, after its EOS the answer."""
+    # the barging utterance: speech frames 5..14, EOS 180 ms after the first speech frame
+    short = TurnAudio(key="short.pcm", frame_count=20, speech_start_frame=5, eos_frame=14)
+    cfg = config(barge_after_ms=1000)
+    call = Call(Conversation(make_plan(False, True, audio=short), cfg)).start()
+    answer_after_eos(call, 0, ttfb_ms=600, frames=300)
 
-    def stop_but_keep_talking(frame: Frame, sent_ns: int) -> None:
-        call.deliver(sent_ns + 200 * MS, STOP)
-        call.stop_agent(sent_ns + 1200 * MS, signal=False)
+    def stop_then_reply(frame: Frame, sent_ns: int) -> None:
+        call.stop_agent(sent_ns + 120 * MS)  # StopAudio 120 ms into the barge speech
+        call.audio(sent_ns + 160 * MS, 30)  # the next reply 40 ms later (< BARGE_QUIET_MS)
 
-    call.on_sent(speech_of(1), stop_but_keep_talking)
-    answer_after_eos(call, 1, ttfb_ms=750, frames=10)
+    call.on_sent(speech_of(1), stop_then_reply)
     call.run_until(T0 + 30_000 * MS)
+    (b_sent,) = call.sent_ns(speech_of(1))
+    (eos1,) = call.sent_ns(eos_of(1))
     (barge,) = call.samples(Metric.BARGE_IN)
-    assert barge.value_ms == 200.0  # the stop signal's arrival is the latency
+    assert barge.ok and barge.value_ms == 120.0
     turn1 = call.turns()[1]
     assert turn1.barge is not None and turn1.barge.outcome is BargeOutcome.STOPPED
-    assert turn1.barge.audible_talk_over_ms == 1220.0  # but the caller kept hearing it
-    assert turn1.ttfb_ms == 750.0  # EOS is B + 880 ms: old audio after it was not the answer
+    assert turn1.barge.audible_talk_over_ms == 120.0  # not extended by the new reply
+    # over the caller's speech: the interrupted answer until the stop (B+20 … B+120) and
+    # the new reply's first two frames (B+160, B+180 = EOS)
+    assert eos1 == b_sent + 180 * MS and turn1.talk_over.frames == 6 + 2
+    assert turn1.ttfb_ms == 20.0  # the new reply's first frame after EOS (B + 200 ms)
+    assert turn1.answer is not None and turn1.answer.frames == 28 and turn1.ok
 
 
 def test_barge_in_ignored_when_audio_keeps_coming_through_the_window() -> None:

@@ -42,8 +42,8 @@ def test_stop_signal() -> None:
     assert report.latency_ms == 250.0 and report.decided_ns == B + 250 * MS
     assert report.audible_talk_over_ms == 250.0  # flushed at the stop
     assert report.stop_arrival_ns == B + 250 * MS and report.interrupted_turn == 2
-    assert barge.owns  # ownership ends with the quiet gap, not with the stop
-    assert barge.on_time(B + 240 * MS + Q) is None and not barge.owns
+    assert not barge.owns  # the interrupted answer is over: audio from now on is new
+    assert barge.on_time(B + 240 * MS + Q) is None
     assert barge.report == report
 
 

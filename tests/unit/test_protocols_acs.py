@@ -314,7 +314,7 @@ def test_parse_caller_rejects(message: str | bytes, reason: str) -> None:
     assert str(info.value)
 
 
-def test_agent_audio_golden_both_casings() -> None:
+def test_agent_audio_golden_every_casing() -> None:
     assert acs.encode_agent_audio(PCM, acs.Casing.CAMEL) == compact(
         {"kind": "AudioData", "audioData": {"data": B64}}
     )
@@ -325,7 +325,7 @@ def test_agent_audio_golden_both_casings() -> None:
         assert acs.classify(acs.encode_agent_audio(PCM, casing)).audio_bytes == len(PCM)
 
 
-def test_stop_golden_both_casings() -> None:
+def test_stop_golden_every_casing() -> None:
     assert acs.encode_stop(acs.Casing.CAMEL) == compact({"kind": "StopAudio", "stopAudio": {}})
     assert acs.encode_stop(acs.Casing.PASCAL) == compact(
         {"Kind": "StopAudio", "AudioData": None, "StopAudio": {}}
@@ -334,15 +334,47 @@ def test_stop_golden_both_casings() -> None:
         assert acs.classify(acs.encode_stop(casing)).kind is InboundKind.STOP
 
 
-def test_transcript_both_casings() -> None:
+def test_transcript_every_casing() -> None:
     camel = json.loads(acs.encode_transcript("Let me check", acs.Casing.CAMEL))
     assert camel["kind"] == "TranscriptionData"
     assert camel["transcriptionData"]["text"] == "Let me check"
     pascal = json.loads(acs.encode_transcript("Let me check", acs.Casing.PASCAL))
     assert pascal["TranscriptionData"]["Text"] == "Let me check"
+    assert pascal["TranscriptionData"]["Words"][0] == {"Text": "let", "Offset": 0, "Duration": 0}
     for casing in acs.Casing:
         inbound = acs.classify(acs.encode_transcript("Let me check", casing), ("check",))
         assert inbound == Inbound(InboundKind.TRANSCRIPT, detail="Let me check")
+
+
+def test_transcription_data_as_acs_documents_it_byte_for_byte() -> None:
+    """Every field Microsoft's streaming-data parsers read, in ACS's order; offsets and
+    durations in ticks of 100 ns, the phrase's time split over its words."""
+    message = acs.encode_transcript(
+        "Hello, everyone.", offset_ms=21248.3227, duration_ms=960.0, confidence=0.9226
+    )
+    assert message == (
+        '{"kind":"TranscriptionData","transcriptionData":{"text":"Hello, everyone.",'
+        '"format":"display","confidence":0.9226,"offset":212483227,"duration":9600000,'
+        '"words":[{"text":"hello","offset":212483227,"duration":4800000},'
+        '{"text":"everyone","offset":217283227,"duration":4800000}],'
+        f'"participantRawID":"{acs.TRANSCRIPT_PARTICIPANT}","resultStatus":"Final"}}}}'
+    )
+    assert acs.encode_transcript("Hello, everyone.", acs.Casing.SDK) == acs.encode_transcript(
+        "Hello, everyone."
+    )  # transcripts are ACS's own messages: the documented shape
+
+
+def test_sdk_outbound_shapes_byte_for_byte_and_the_caller_reads_them() -> None:
+    """``--casing sdk``: what the JavaScript Call Automation SDK's
+    ``OutStreamingData.getStreamingDataForOutbound(data)`` and ``getStopAudioForOutbound()``
+    return (``JSON.stringify`` of their objects, undefined fields dropped)."""
+    audio = acs.encode_agent_audio(PCM, acs.Casing.SDK)
+    assert audio == (
+        '{"kind":"audioData","audioData":{"data":"' + B64 + '","isSilent":false},"stopAudio":{}}'
+    )
+    assert acs.encode_stop(acs.Casing.SDK) == '{"kind":"stopAudio","stopAudio":{}}'
+    assert acs.classify(audio) == Inbound(InboundKind.AUDIO, audio_bytes=len(PCM))
+    assert acs.classify(acs.encode_stop(acs.Casing.SDK)).kind is InboundKind.STOP
 
 
 def test_core_imports_without_gevent() -> None:

@@ -25,6 +25,7 @@ PCM frame once; per send only the timestamp is inserted), :func:`iso_timestamp` 
 from __future__ import annotations
 
 from loadtest.protocols.acs.agent import (
+    TRANSCRIPT_PARTICIPANT,
     AcsProtocolError,
     Casing,
     encode_agent_audio,
@@ -48,6 +49,7 @@ from loadtest.protocols.acs.caller import (
 __all__ = [
     "DEFAULT_PARTICIPANT",
     "DEFAULT_SUBSCRIPTION_ID",
+    "TRANSCRIPT_PARTICIPANT",
     "AcsCaller",
     "AcsProtocolError",
     "Casing",

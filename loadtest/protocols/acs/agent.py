@@ -26,6 +26,7 @@ from loadtest.protocols.base import (
 )
 
 __all__ = [
+    "TRANSCRIPT_PARTICIPANT",
     "AcsProtocolError",
     "Casing",
     "encode_agent_audio",
@@ -51,11 +52,17 @@ class Casing(enum.Enum):
     ``CAMEL``: ``{"kind":"AudioData","audioData":{"data":…}}``, ``{"kind":"StopAudio",
     "stopAudio":{}}`` (the documented shape). ``PASCAL``: ``{"Kind":"AudioData","AudioData":
     {"Data":…},"StopAudio":null}``, ``{"Kind":"StopAudio","AudioData":null,"StopAudio":{}}``
-    (what several ACS samples and SDK serialisers send).
+    (what several ACS samples and the .NET SDK's serialiser send). ``SDK``: exactly what the
+    JavaScript Call Automation SDK's builders return (``OutStreamingData.
+    getStreamingDataForOutbound`` and ``getStopAudioForOutbound``, whose ``JSON.stringify``
+    drops the undefined fields): ``{"kind":"audioData","audioData":{"data":…,"isSilent":
+    false},"stopAudio":{}}`` and ``{"kind":"stopAudio","stopAudio":{}}`` — what most real ACS
+    agents send. Transcripts are ACS's own messages: ``SDK`` sends the documented camel shape.
     """
 
     CAMEL = "camel"
     PASCAL = "pascal"
+    SDK = "sdk"
 
 
 Decode = Callable[[str], bytes]
@@ -276,6 +283,11 @@ def encode_agent_audio(pcm: bytes, casing: Casing = Casing.CAMEL) -> str:
     data = base64.b64encode(pcm).decode("ascii")
     if casing is Casing.PASCAL:
         return '{"Kind":"AudioData","AudioData":{"Data":"' + data + '"},"StopAudio":null}'
+    if casing is Casing.SDK:
+        return (
+            '{"kind":"audioData","audioData":{"data":"' + data + '","isSilent":false},'
+            '"stopAudio":{}}'
+        )
     return '{"kind":"AudioData","audioData":{"data":"' + data + '"}}'
 
 
@@ -283,31 +295,67 @@ def encode_stop(casing: Casing = Casing.CAMEL) -> str:
     """The agent's ``StopAudio`` message: the caller flushes its playback buffer."""
     if casing is Casing.PASCAL:
         return '{"Kind":"StopAudio","AudioData":null,"StopAudio":{}}'
+    if casing is Casing.SDK:
+        return '{"kind":"stopAudio","stopAudio":{}}'
     return '{"kind":"StopAudio","stopAudio":{}}'
 
 
-def encode_transcript(
-    text: str, casing: Casing = Casing.CAMEL, *, participant_raw_id: str = "agent"
-) -> str:
-    """A ``TranscriptionData`` text message (final result) carrying ``text``.
+TRANSCRIPT_PARTICIPANT = (
+    "8:acs:00000000-0000-0000-0000-000000000000_00000000-0000-0000-0000-0000000a6e17"
+)
+"""``participantRawID`` of the simulator's transcripts: an ACS communication user's raw id."""
+_TICKS_PER_MS = 10_000  # ACS offsets and durations are in ticks of 100 ns
+_WORD_EDGES = '.,;:!?"“”‘()[]'
 
-    ACS sends this shape to the agent when transcription is on; the simulator sends it to the
-    caller (``--transcripts``) so clients can test ``RESPONSE_TOKENS`` matching.
+
+def encode_transcript(
+    text: str,
+    casing: Casing = Casing.CAMEL,
+    *,
+    offset_ms: float = 0.0,
+    duration_ms: float = 0.0,
+    confidence: float = 1.0,
+    participant_raw_id: str = TRANSCRIPT_PARTICIPANT,
+) -> str:
+    """A final ``TranscriptionData`` message for ``text`` as ACS documents it.
+
+    ``text`` (display form), ``format`` ``display``, ``confidence``, ``offset`` and
+    ``duration`` of the phrase in ticks (100 ns) from the start of the stream, ``words`` (each
+    lower-cased without punctuation, with its own offset and duration: the phrase's time split
+    evenly), ``participantRawID`` and ``resultStatus`` ``Final`` — the fields Microsoft's
+    streaming-data parsers read (a message without ``words`` makes the JavaScript parser
+    throw). ACS sends this to an agent when transcription is on; the simulator sends it to the
+    caller (``--transcripts``, with its reply's offset and length) so clients can test
+    ``RESPONSE_TOKENS`` matching. ``PASCAL`` spells every key with a capital.
     """
+    words = [w.strip(_WORD_EDGES).lower() for w in text.split()]
+    words = [w for w in words if w]
+    offset = round(offset_ms * _TICKS_PER_MS)
+    duration = round(duration_ms * _TICKS_PER_MS)
+    step = duration // len(words) if words else 0
+    entries = [
+        {"text": word, "offset": offset + i * step, "duration": step}
+        for i, word in enumerate(words)
+    ]
+    body: dict[str, Any] = {
+        "text": text,
+        "format": "display",
+        "confidence": confidence,
+        "offset": offset,
+        "duration": duration,
+        "words": entries,
+        "participantRawID": participant_raw_id,
+        "resultStatus": "Final",
+    }
+    message: dict[str, Any] = {"kind": "TranscriptionData", "transcriptionData": body}
     if casing is Casing.PASCAL:
-        body = {
-            "Text": text,
-            "Format": "display",
-            "ResultStatus": "Final",
-            "ParticipantRawID": participant_raw_id,
-        }
-        message: dict[str, object] = {"Kind": "TranscriptionData", "TranscriptionData": body}
-    else:
-        body = {
-            "text": text,
-            "format": "display",
-            "resultStatus": "Final",
-            "participantRawID": participant_raw_id,
-        }
-        message = {"kind": "TranscriptionData", "transcriptionData": body}
-    return json.dumps(message, separators=(",", ":"))
+        message = _pascal(message)
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def _pascal(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key[:1].upper() + key[1:]: _pascal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_pascal(item) for item in value]
+    return value

@@ -258,6 +258,9 @@ class AcsCaller:
     def open_messages(self, call: CallContext, stream: CallStream) -> list[WireMessage]:
         return [encode_metadata(call.sample_rate, 1, call.frame_ms)]
 
+    def log_ids(self, call: CallContext, stream: CallStream) -> dict[str, str]:
+        return {}  # the connection headers name an ACS call
+
     def mark_echo(self, name: str, media_sent: int, stream: CallStream) -> WireMessage:
         raise NotImplementedError("ACS media streaming has no playback marks")
 

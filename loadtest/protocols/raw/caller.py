@@ -194,6 +194,9 @@ class RawCaller:
     def open_messages(self, call: CallContext, stream: CallStream) -> list[WireMessage]:
         return []
 
+    def log_ids(self, call: CallContext, stream: CallStream) -> dict[str, str]:
+        return {}  # only the connection headers name a raw stream
+
     def mark_echo(self, name: str, media_sent: int, stream: CallStream) -> WireMessage:
         raise NotImplementedError("a raw PCM stream has no playback marks")
 

@@ -301,6 +301,9 @@ class TwilioCaller:
         )
         return [encode_connected(), start]
 
+    def log_ids(self, call: CallContext, stream: CallStream) -> dict[str, str]:
+        return {"stream_sid": stream.id, "call_sid": self.call_sid(call)}
+
     def mark_echo(self, name: str, media_sent: int, stream: CallStream) -> WireMessage:
         # start was "1", then media_sent media events and stream.echoes echoes
         return encode_mark(name, media_sent + stream.echoes + 2, stream.id)
