@@ -279,7 +279,12 @@ class CallDriver:
             scheduler.serve_overdue()
 
         def on_closed(exc: Closed) -> None:
-            conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
+            if exc.protocol_error:
+                self.sink.stats.count("protocol_errors")
+                failure = Failure.PROTOCOL_ERROR
+            else:
+                failure = Failure.CLOSED_MID_TURN
+            conversation.closed(time.monotonic_ns(), exc.code, exc.reason, failure=failure)
 
         try:
             gevent.sleep(_phase_rng.random() * self.config.chunk_ms / 1000)
