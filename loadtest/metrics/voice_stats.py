@@ -1,11 +1,12 @@
 """Per-process voice measurements that merge across workers (core: pure data).
 
 :class:`VoiceStats` holds one :class:`~loadtest.metrics.histogram.Histogram` per latency
-(milliseconds) and plain counters. A worker records into it, ships :meth:`take_delta` in
-Locust's ``report_to_master`` and starts a fresh delta; the master :meth:`merge`\\ s each
-payload in ``worker_report``. Because only deltas travel and buckets are fixed, the master's
-totals are exactly the sum of what every worker recorded, including workers that joined late
-or have since gone (their last report stays counted).
+(milliseconds), plain counters, and the first and last wall-clock instant of events whose
+span matters (``connect_failure``: the outage window). A worker records into it, ships
+:meth:`take_delta` in Locust's ``report_to_master`` and starts a fresh delta; the master
+:meth:`merge`\\ s each payload in ``worker_report``. Because only deltas travel and buckets
+are fixed, the master's totals are exactly the sum of what every worker recorded, including
+workers that joined late or have since gone (their last report stays counted).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from loadtest.metrics.histogram import Histogram
 
-__all__ = ["BY_SCENARIO", "HISTOGRAMS", "VoiceStats"]
+__all__ = ["BY_SCENARIO", "HISTOGRAMS", "INBOUND_ANOMALIES", "VoiceStats"]
 
 HISTOGRAMS: Mapping[str, tuple[float, str]] = {
     "ttfb_ms": (1.0, "first agent audio after the caller's end of speech"),
@@ -33,17 +34,28 @@ HISTOGRAMS: Mapping[str, tuple[float, str]] = {
 BY_SCENARIO = frozenset({"ttfb_ms", "barge_in_ms", "turn_ms"})
 """Histograms also kept per scenario (for the exporter's ``scenario`` label)."""
 
+INBOUND_ANOMALIES: Mapping[str, str] = {
+    "inbound_malformed": "agent messages that do not fit the protocol (bad JSON, stray binary)",
+    "empty_audio": "agent audio messages that carry no audio",
+    "stray_audio_frames": "agent audio outside the greeting, the answers and talk-over",
+    "stray_stops": "agent stop signals outside a barge-in",
+    "protocol_errors": "connections failed because the agent broke the WebSocket protocol",
+}
+"""Counters of what the caller noticed the agent doing wrong: name → meaning. Each is in the
+summary's ``counts`` (0 when none), the HTML report and ``/metrics``."""
+
 
 class VoiceStats:
     """Histograms and counters of one process (worker delta, or the master's merged total)."""
 
-    __slots__ = ("by_scenario", "counters", "cpu_max", "errors", "histograms")
+    __slots__ = ("by_scenario", "counters", "cpu_max", "errors", "histograms", "spans")
 
     def __init__(self) -> None:
         self.histograms = {name: Histogram(width) for name, (width, _) in HISTOGRAMS.items()}
         self.by_scenario: dict[tuple[str, str], Histogram] = {}
         self.counters: dict[str, int] = {}
         self.errors: dict[str, int] = {}
+        self.spans: dict[str, tuple[float, float]] = {}  # name → (first, last) epoch seconds
         self.cpu_max = 0.0
 
     def observe(self, name: str, value_ms: float, scenario: str = "") -> None:
@@ -67,12 +79,22 @@ class VoiceStats:
     def note_cpu(self, percent: float) -> None:
         self.cpu_max = max(self.cpu_max, percent)
 
+    def note_span(self, name: str, first_s: float, last_s: float | None = None) -> None:
+        """Widen the span ``name`` to include ``first_s``..``last_s`` (wall-clock epoch
+        seconds; one instant when ``last_s`` is omitted)."""
+        last_s = first_s if last_s is None else last_s
+        span = self.spans.get(name)
+        self.spans[name] = (
+            (first_s, last_s) if span is None else (min(span[0], first_s), max(span[1], last_s))
+        )
+
     def serialize(self) -> dict[str, Any]:
         return {
             "histograms": {name: h.serialize() for name, h in self.histograms.items()},
             "by_scenario": [[n, sc, h.serialize()] for (n, sc), h in self.by_scenario.items()],
             "counters": dict(self.counters),
             "errors": dict(self.errors),
+            "spans": {name: list(span) for name, span in self.spans.items()},
             "cpu_max": self.cpu_max,
         }
 
@@ -84,6 +106,7 @@ class VoiceStats:
         self.by_scenario.clear()
         self.counters.clear()
         self.errors.clear()
+        self.spans.clear()
         # cpu_max is a maximum, not a sum: keep it so every report carries the run's peak.
         return payload
 
@@ -102,4 +125,6 @@ class VoiceStats:
             self.count(name, int(n))
         for name, n in payload.get("errors", {}).items():
             self.error(name, int(n))
+        for name, (first, last) in payload.get("spans", {}).items():
+            self.note_span(str(name), float(first), float(last))
         self.note_cpu(float(payload.get("cpu_max", 0.0)))

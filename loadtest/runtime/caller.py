@@ -1,7 +1,9 @@
 """One simulated call over a real WebSocket: the I/O around the conversation core (edge).
 
-:class:`CallDriver` (run by each Locust user) connects with capped, jittered retries, waits a
-random fraction of a frame (so a worker's callers are spread over the frame period instead of
+:class:`CallDriver` (run by each Locust user) connects with capped, jittered retries — the
+backoff grows with the caller's consecutive failures across calls and resets only when one
+connects (:class:`~loadtest.conversation.backoff.ConnectFailures`) — waits a random fraction
+of a frame (so a worker's callers are spread over the frame period instead of
 all falling due at once — a real phone's frame phase is arbitrary too), sends the protocol's
 opening messages, starts the conversation and then:
 
@@ -34,8 +36,10 @@ import gevent
 from gevent.event import Event
 
 from loadtest.conversation import (
+    ConnectFailures,
     Conversation,
     ConversationConfig,
+    Counters,
     Failure,
     FrameKind,
     Metric,
@@ -46,7 +50,7 @@ from loadtest.conversation import (
     choose_scenario,
 )
 from loadtest.conversation.marks import MarkEchoes
-from loadtest.metrics.voice_stats import VoiceStats
+from loadtest.metrics.voice_stats import INBOUND_ANOMALIES, VoiceStats
 from loadtest.protocols.caller_api import CallStream
 from loadtest.runtime.library import AudioLibrary
 from loadtest.runtime.scheduler import FrameScheduler
@@ -57,6 +61,13 @@ from loadtest.settings import CallerSettings
 __all__ = ["CallDriver", "Sink", "flush_turn_log"]
 
 _phase_rng = random.Random()  # frame phase only: never draws from a caller's scenario rng
+# What a finished conversation counted that the stats keep: its inbound anomalies, and what
+# was planned but could not happen.
+_CONVERSATION_COUNTERS = (
+    *(name for name in INBOUND_ANOMALIES if name in Counters.__dataclass_fields__),
+    "barge_skipped",
+    "greeting_absent",
+)
 
 
 class Sink(Protocol):
@@ -216,7 +227,11 @@ class CallDriver:
         self.config = config
         self.sink = sink
         self.rng = rng
-        self.backoff = ReconnectBackoff()
+        self.failures = ConnectFailures(
+            ReconnectBackoff(
+                base_ms=settings.reconnect_base_delay_ms, cap_ms=settings.reconnect_max_delay_ms
+            )
+        )
 
     # ------------------------------------------------------------------ connect
     def _connect(self) -> tuple[WebSocketTransport, int] | None:
@@ -225,7 +240,9 @@ class CallDriver:
         for attempt in range(self.settings.reconnect_max + 1):
             if attempt:
                 stats.count("reconnects")
-                gevent.sleep(self.backoff.delay_ms(attempt - 1, self.rng) / 1000)
+            delay_ms = self.failures.delay_ms(self.rng)
+            if delay_ms:
+                gevent.sleep(delay_ms / 1000)
             transport = WebSocketTransport(self.settings)
             started = time.monotonic_ns()
             stats.count("connect_attempts")
@@ -233,9 +250,12 @@ class CallDriver:
                 transport.connect(self.settings.ws_url, timeout_s)
             except ConnectFailed as exc:
                 elapsed_ms = (time.monotonic_ns() - started) / 1e6
+                self.failures.failed()
                 stats.error(exc.error)
+                stats.note_span("connect_failure", time.time())
                 self.sink.sample(Metric.CONNECT.value, elapsed_ms, exc.error, exc.detail)
                 continue
+            self.failures.connected()
             connected = time.monotonic_ns()
             stats.count("calls_connected")
             stats.observe("connect_ms", (connected - started) / 1e6)
@@ -249,6 +269,7 @@ class CallDriver:
         self.sink.stats.count("calls")
         connected = self._connect()
         if connected is None:
+            self.sink.stats.count("calls_ended")
             return
         transport, connect_started = connected
         plan = build_plan(choose_scenario(self.library.scenarios, self.rng), self.config, self.rng)
@@ -303,6 +324,7 @@ class CallDriver:
         finally:
             transport.close(1000)
             self.sink.stats.count("frames_received", received)
+            self.sink.stats.count("calls_ended")
             if stream is not None:
                 self._count_stream(stream)
             self._forward(conversation, transport.call_id)
@@ -367,6 +389,10 @@ class CallDriver:
                 stats.count(f"turns_ok@{scenario}")
                 stats.observe("turn_ms", sample.value_ms, scenario)
         if failure is not None:
+            if metric is not Metric.TURN:
+                # One failure, one count: the turn's own sample carries the cause (a TTFB
+                # timeout, an ignored barge-in), so these are no second failure anywhere.
+                return
             stats.error(failure.value)
         error = None if failure is None else failure.value
         self.sink.sample(metric.value, sample.value_ms, error, sample.detail)
@@ -377,7 +403,7 @@ class CallDriver:
     def _record_counters(self, conversation: Conversation) -> None:
         counters = conversation.counters
         stats = self.sink.stats
-        for name in ("inbound_malformed", "stray_audio_frames", "barge_skipped", "greeting_absent"):
+        for name in _CONVERSATION_COUNTERS:
             value = getattr(counters, name)
             if value:
                 stats.count(name, value)

@@ -161,7 +161,7 @@ def register(events: Any) -> None:
 
         def merge(client_id: str, data: dict[str, Any], **__: Any) -> None:
             if "voice" in data:
-                harness.absorb(data["voice"])
+                harness.absorb(data["voice"], worker=client_id)
 
         environment.events.report_to_master.add_listener(ship)
         environment.events.worker_report.add_listener(merge)
