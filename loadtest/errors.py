@@ -15,6 +15,8 @@ it never shows a traceback for these.
     ├── StorageError           the audio store could not be read or written
     │   └── ObjectNotFound     the named object is not in the store
     ├── ProtocolError          a peer sent a message that does not fit the wire protocol
+    ├── ReportsError           the reports folder cannot take a run's reports (exit code 2,
+    │                          found before any caller starts)
     └── TargetUnreachable      the agent under test cannot be reached (exit code 2: the run
                                is invalid, not failed)
 
@@ -32,6 +34,7 @@ __all__ = [
     "ManifestError",
     "ObjectNotFound",
     "ProtocolError",
+    "ReportsError",
     "StorageError",
     "TargetUnreachable",
     "TtsError",
@@ -77,6 +80,12 @@ class ObjectNotFound(StorageError):
 
 class ProtocolError(LoadtestError):
     """A peer sent a message that does not fit the wire protocol."""
+
+
+class ReportsError(LoadtestError):
+    """The reports folder is missing and cannot be made, is not writable or has no room."""
+
+    exit_code = 2
 
 
 class TargetUnreachable(LoadtestError):

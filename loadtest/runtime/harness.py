@@ -77,6 +77,9 @@ class Harness:
         self.rng = random.Random()
         self.in_flight: dict[str, int] = {}  # master: worker id → calls started, not ended
         self.workers_lost: list[dict[str, Any]] = []  # master: workers that went missing
+        self.stopped_by: str | None = None  # the signal that ended the run (SIGINT, SIGTERM)
+        self.calls_finished = False  # the calls were ended at once (see runtime.stopping)
+        self.final_reports: set[str] = set()  # master: workers whose final report is in
 
     # -------------------------------------------------------------- Sink protocol
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None:
@@ -312,6 +315,7 @@ class Harness:
             "workers": max(self.peak_workers, len(runner.clients)) if self.role == "master" else 1,
             "target": settings.ws_url if settings else None,
             "role": self.role,
+            "stopped_by": self.stopped_by,
         }
         shown = {}
         if settings is not None:

@@ -10,12 +10,16 @@ Hooks used (Locust's documented events):
   target once on the master/standalone (the run begins only if a connection works);
 * ``report_to_master`` / ``worker_report`` — workers ship their histogram/counter deltas,
   the master merges them exactly;
-* ``quitting`` — the master (or standalone process) builds the summary, writes the JSON,
-  prints the table and sets the exit code to the SLO verdict; with ``--metrics-linger S`` it
-  then keeps ``/metrics`` up S seconds, so Prometheus scrapes the final totals and verdict
+* ``quitting`` — calls still running end at once and hand on their measurements (a signal;
+  :mod:`.stopping`), then the master (or standalone process) builds the summary, writes the
+  JSON (kept in a temporary file, or printed, if the reports folder fails; one line says
+  where), writes Locust's HTML report when ``--locust-html`` asks, prints the table and sets
+  the exit code to the SLO verdict (128 + the signal after one); with ``--metrics-linger S``
+  it then keeps ``/metrics`` up S seconds, so Prometheus scrapes the final totals and verdict
   (like k6's ``--linger``).
 
-It also applies :mod:`.locust_fixes` (a worker must not stall on Locust's spawn messages).
+It also applies :mod:`.locust_fixes` (a worker must not stall on Locust's spawn messages; a
+full disk or a double stop must not end in a traceback) and :mod:`.stopping` (signals).
 
 Measurements reach Locust's own stats, CSV and HTML through ``events.request`` with
 ``request_type="voice"`` (milliseconds only at this boundary).
@@ -23,9 +27,9 @@ Measurements reach Locust's own stats, CSV and HTML through ``events.request`` w
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -36,11 +40,17 @@ import gevent
 
 from loadtest.errors import LoadtestError
 from loadtest.metrics.azure_monitor_config import parse_azure_monitor_config
+from loadtest.metrics.report_cli import save_summary
 from loadtest.metrics.slo import parse_slo
 from loadtest.metrics.summary import format_table
+from loadtest.runtime import stopping
 from loadtest.runtime.exporter import DEFAULT_METRICS_PORT
 from loadtest.runtime.harness import VoiceFailure, harness_of, option_dest
-from loadtest.runtime.locust_fixes import memoize_default_args
+from loadtest.runtime.locust_fixes import (
+    idempotent_user_stop,
+    memoize_default_args,
+    quiet_csv_disk_errors,
+)
 from loadtest.settings import SETTINGS, parse_number
 
 __all__ = ["VoiceFailure", "register"]
@@ -57,6 +67,8 @@ def _fatal(message: str) -> None:
 def register(events: Any) -> None:
     """Attach the harness to Locust's ``events`` (call once, from the locustfile)."""
     memoize_default_args()
+    idempotent_user_stop()
+    quiet_csv_disk_errors()
 
     def _add_options(parser: Any) -> None:
         # Locust's own add_argument (not a group's) understands is_secret/include_in_web_ui.
@@ -78,6 +90,13 @@ def register(events: Any) -> None:
         )
         group.add_argument(
             "--slo-file", default=None, include_in_web_ui=False, help="YAML with SLO overrides"
+        )
+        group.add_argument(
+            "--locust-html",
+            default=None,
+            include_in_web_ui=False,
+            help="write Locust's HTML report here after the summary (master/standalone; unlike "
+            "--html, a failed write ends in one line and the summary is kept)",
         )
         group.add_argument(
             "--metrics-port",
@@ -122,6 +141,7 @@ def register(events: Any) -> None:
         options = environment.parsed_options
         if options is not None:
             harness.serve(options.metrics_host, int(options.metrics_port))
+        stopping.install(environment, harness)
 
     def _test_start(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
@@ -168,6 +188,8 @@ def register(events: Any) -> None:
 
     def _quitting(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
+        gevent.sleep(0)  # a signal's own handler notes it first (runtime.stopping)
+        stopping.finish_calls(environment, harness)
         if harness.role == "worker":
             return
         harness.stop_background()
@@ -177,18 +199,44 @@ def register(events: Any) -> None:
         if harness.probe_failed:
             summary["slo"]["reasons"].insert(0, harness.probe_failed)
             summary["slo"]["verdict"], summary["slo"]["exit_code"] = "invalid", 2
-        path = getattr(environment.parsed_options, "summary_json", None)
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(json.dumps(summary, indent=2) + "\n")
+        code = summary["slo"]["exit_code"]
+        options = environment.parsed_options
+        path = getattr(options, "summary_json", None)
+        saved, problem = save_summary(summary, Path(path)) if path else (None, None)
         print("\n" + format_table(summary), flush=True)
-        if path:
-            print(f"summary: {path}", flush=True)
+        if problem:
+            print(f"voice-loadtest: error: {problem}", file=sys.stderr, flush=True)
+            code = 2  # the verdict is known, but not where the caller looks for it
+        elif saved:
+            print(f"summary: {saved}", flush=True)
+        html = getattr(options, "locust_html", None)
+        if html and not _write_locust_html(environment, Path(html)):
+            code = 2
+        if harness.stopped_by:
+            print(f"voice-loadtest: stopped by signal ({harness.stopped_by})", flush=True)
+            code = 128 + signal.Signals[harness.stopped_by].value
         harness.verdict = summary["slo"]["verdict"]
-        environment.process_exit_code = summary["slo"]["exit_code"]
+        environment.process_exit_code = code
         if harness.linger_s and harness.serving:
             print(f"metrics: final values served for {harness.linger_s:g} s more", flush=True)
             gevent.sleep(harness.linger_s)
+
+    def _write_locust_html(environment: Any, path: Path) -> bool:
+        from locust.html import get_html_report
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            page = get_html_report(environment, show_download_link=False)  # type: ignore[no-untyped-call]
+            path.write_text(page, "utf-8")
+        except OSError as exc:
+            print(
+                f"voice-loadtest: error: cannot write Locust's report {path}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return False
+        return True
 
     events.init_command_line_parser.add_listener(_add_options)
     events.init.add_listener(_init)
