@@ -13,7 +13,8 @@ it never shows a traceback for these.
     │   └── ManifestError      malformed line, missing field, names a missing file
     ├── TtsError               a TTS engine failed (credentials, network, cancelled synthesis)
     ├── StorageError           the audio store could not be read or written
-    │   └── ObjectNotFound     the named object is not in the store
+    │   ├── ObjectNotFound     the named object is not in the store
+    │   └── StorageUnreachable the store did not answer within --timeout (exit code 2)
     ├── ProtocolError          a peer sent a message that does not fit the wire protocol
     ├── ReportsError           the reports folder cannot take a run's reports (exit code 2,
     │                          found before any caller starts)
@@ -36,6 +37,7 @@ __all__ = [
     "ProtocolError",
     "ReportsError",
     "StorageError",
+    "StorageUnreachable",
     "TargetUnreachable",
     "TtsError",
 ]
@@ -76,6 +78,12 @@ class StorageError(LoadtestError):
 
 class ObjectNotFound(StorageError):
     """The named object is not in the store (the container exists)."""
+
+
+class StorageUnreachable(StorageError):
+    """The store kept failing transiently (unreachable, 5xx) until the command's timeout."""
+
+    exit_code = 2
 
 
 class ProtocolError(LoadtestError):
