@@ -12,13 +12,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def start_run(
@@ -42,8 +44,13 @@ def start_run(
 
 
 def finish(run: subprocess.Popen[str], timeout_s: float) -> tuple[int, str, str]:
-    """Wait for the run; its exit code, stdout and stderr."""
-    out, err = run.communicate(timeout=timeout_s)
+    """Wait for the run; its exit code, stdout and stderr (killed if it overstays)."""
+    try:
+        out, err = run.communicate(timeout=timeout_s)
+    except BaseException:
+        run.kill()
+        run.communicate()
+        raise
     return run.returncode, out, err
 
 
@@ -119,6 +126,27 @@ def fill(folder: Path, leave_bytes: int = 0) -> None:
                 handle.flush()
         except OSError:
             pass
+
+
+def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout_s} s"
+        time.sleep(0.25)
+
+
+def master_sample(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    )
 
 
 # --------------------------------------------------------------------- a rule-breaking agent
@@ -210,16 +238,19 @@ class RuleBreaker:
             conn.sendall(bytes((0x81, len(payload))) + payload)
         elif misbehaviour == "bad_close_code":
             conn.sendall(bytes((0x88, 2)) + (1005).to_bytes(2, "big"))
-        else:  # a 16 MiB text message, really sent (until the caller hangs up)
-            size = 16 << 20
+        else:  # a 16 MiB text message, really sent (until the caller hangs up), while the
+            # caller's answer is read
+            threading.Thread(target=self._send_oversized, args=(conn,), daemon=True).start()
+
+    def _send_oversized(self, conn: socket.socket) -> None:
+        size = 16 << 20
+        chunk = b"a" * 65536
+        with suppress(OSError):
             conn.sendall(bytes((0x81, 127)) + size.to_bytes(8, "big"))
-            chunk = b"a" * 65536
-            try:
-                for _ in range(size // len(chunk)):
-                    conn.sendall(chunk)
+            for _ in range(size // len(chunk)):
+                conn.sendall(chunk)
+                with self._lock:
                     self.sent_bytes += len(chunk)
-            except OSError:
-                pass
 
 
 class _Frames:
@@ -274,12 +305,14 @@ __all__ = [
     "RuleBreaker",
     "fill",
     "finish",
+    "master_sample",
     "role",
     "signal_all",
     "start_run",
     "summary_of",
     "tmpfs",
     "tree",
+    "until",
     "wait_for_children",
     "wait_for_file",
     "wait_until_gone",
