@@ -3,8 +3,8 @@
 Left to itself, the Azure SDK retries an unreachable account for minutes (measured: 345 s for
 ``audio pull`` with Azurite down) and says nothing meanwhile. A :class:`RetryWindow` gives a
 whole command one deadline (``--timeout``): every storage call that fails transiently is
-retried after a full-jitter backoff (:class:`~loadtest.conversation.backoff.ReconnectBackoff`),
-each retry announced in one line, until the deadline passes; then
+retried after a full-jitter backoff (a wait drawn from 0 up to a ceiling that doubles from
+0.5 s to 5 s), each retry announced in one line, until the deadline passes; then
 :class:`~loadtest.errors.StorageUnreachable` (exit code 2). The window is shared by the
 command's transfer threads, and so is the retry count the lines show.
 
@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from loadtest.conversation.backoff import ReconnectBackoff
 from loadtest.errors import ConfigError, StorageUnreachable
 
 __all__ = ["DEFAULT_TIMEOUT_S", "RetryWindow"]
@@ -31,7 +30,7 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 300.0
 """A few minutes: far more than a healthy transfer of an audio cache takes."""
-_BACKOFF = ReconnectBackoff(base_ms=500.0, cap_ms=5_000.0)
+_BASE_S, _CAP_S = 0.5, 5.0
 
 
 class RetryWindow:
@@ -92,7 +91,8 @@ class RetryWindow:
                     raise StorageUnreachable(
                         f"{what}: {reason}; gave up when --timeout ({self.timeout_s:g} s) ran out"
                     ) from exc
-                delay = min(_BACKOFF.delay_ms(failures - 1, self._rng) / 1000, remaining)
+                ceiling = min(_CAP_S, _BASE_S * 2 ** min(failures - 1, 16))
+                delay = min(self._rng.uniform(0.0, ceiling), remaining)
                 with self._lock:
                     self._retries += 1
                     count = self._retries
