@@ -18,7 +18,9 @@ changes nothing here: the user stops after its current task, as the first one as
 
 :func:`quiet_csv_disk_errors` — when the reports' disk fills during a run, Locust's CSV
 writer greenlet dies with a traceback and closing its files at exit prints another. Here
-the first failure is one log line and the writer stops; the run and its summary go on.
+the first failure is one log line and the writer stops; the run and its summary go on. Its
+writer also wakes, now and then, after Locust closed the files at exit (a traceback about a
+closed file, seen with ``--metrics-linger``); that wake-up ends quietly too.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = ["idempotent_user_stop", "memoize_default_args", "quiet_csv_disk_error
 
 log = logging.getLogger("voice-loadtest")
 _MARK = "_voice_loadtest_fix"
+_CLOSED = "_voice_loadtest_closed"
 
 
 def memoize_default_args() -> None:
@@ -85,8 +88,14 @@ def quiet_csv_disk_errors() -> None:
             writer(self)
         except OSError as exc:
             _csv_failed(self, exc)
+        except ValueError:
+            # Locust closes the files at exit and then yields (atexit), so the writer may
+            # wake once more to closed files: nothing is lost, the last rows were flushed.
+            if not getattr(self, _CLOSED, False):
+                raise
 
     def close_files(self: StatsCSVFileWriter) -> None:
+        setattr(self, _CLOSED, True)
         for handle in (
             self.requests_csv_filehandle,
             self.stats_history_csv_filehandle,

@@ -224,9 +224,13 @@ def _stop_on_signal(
     stop_processes(children, grace_s=0.5 if signals.hurry else 2.0)
 
 
-def _finish_report(summary: str) -> str | None:
-    """Write the HTML report beside the summary JSON, if there is one; its path or None."""
-    if not Path(summary).is_file():
+def _finish_report(summary: str, since: float) -> str | None:
+    """Write the HTML report beside the summary JSON this run wrote (at or after ``since``,
+    epoch seconds: an older one is another run's); its path or None."""
+    try:
+        if Path(summary).stat().st_mtime < since:
+            return None
+    except OSError:
         return None
     try:
         return str(write_report(Path(summary), Path(summary).with_suffix(".html")))
@@ -241,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--workers and --users must be >= 1 and --spawn-rate > 0")
     env = knob_environment(args, dict(os.environ))
     reports, summary, csv, html = _reports_paths(args)
+    started = time.time() - 1.0  # file times may be coarser than the clock
     children: list[subprocess.Popen[bytes]] = []
     master_process: subprocess.Popen[bytes] | None = None
     with _Signals() as signals:
@@ -284,9 +289,9 @@ def run(args: argparse.Namespace) -> int:
                     f"ended; partial reports, if any, are in {reports}",
                     file=sys.stderr,
                 )
-                _finish_report(summary)
+                _finish_report(summary, started)
                 return 2
-            report = _finish_report(summary)
+            report = _finish_report(summary, started)
             if report:
                 print(f"report: {report}")
             return code
@@ -298,10 +303,10 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
             _stop_on_signal(master_process, children, signals)
-            report = _finish_report(summary)
-            written = ", ".join(p for p in (summary, report) if p and Path(p).is_file())
+            report = _finish_report(summary, started)
+            written = f"{summary}, {report}" if report else "none"
             print(
-                f"voice-loadtest: stopped by signal ({name}); partial reports: {written or 'none'}",
+                f"voice-loadtest: stopped by signal ({name}); partial reports: {written}",
                 file=sys.stderr,
                 flush=True,
             )

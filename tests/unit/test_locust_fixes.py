@@ -103,7 +103,10 @@ for name in ("requests", "stats_history", "failures", "exceptions"):  # a full d
 greenlet = gevent.spawn(writer.stats_writer)
 greenlet.join(timeout=5)
 writer.close_files()
-print(json.dumps({"ended": greenlet.dead, "raised": repr(greenlet.exception), "lines": lines}))
+late = gevent.spawn(writer.stats_writer)  # wakes after Locust closed the files at exit
+late.join(timeout=5)
+print(json.dumps({"ended": greenlet.dead, "raised": repr(greenlet.exception), "lines": lines,
+                  "late": repr(late.exception) if late.dead else "running"}))
 """
 
 
@@ -124,6 +127,6 @@ def test_stopping_a_user_that_is_already_stopping_changes_nothing() -> None:
 
 def test_a_full_disk_stops_the_csv_reports_with_one_line() -> None:
     result = _probe(_CSV_PROBE)
-    assert result["ended"] is True and result["raised"] == "None"
+    assert result["ended"] is True and result["raised"] == "None" and result["late"] == "None"
     (line,) = result["lines"]  # type: ignore[misc]
     assert "cannot write the CSV reports under" in line and "No space left on device" in line
