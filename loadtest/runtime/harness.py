@@ -80,6 +80,7 @@ class Harness:
         self.stopped_by: str | None = None  # the signal that ended the run (SIGINT, SIGTERM)
         self.calls_finished = False  # the calls were ended at once (see runtime.stopping)
         self.final_reports: set[str] = set()  # master: workers whose final report is in
+        self.linger_over = gevent.event.Event()  # set to end --metrics-linger early
 
     # -------------------------------------------------------------- Sink protocol
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None:

@@ -188,10 +188,13 @@ def register(events: Any) -> None:
 
     def _quitting(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
+        if harness.role == "worker":
+            return  # Locust's own stop follows: the calls get the stop timeout to end
+        if harness.verdict is not None:  # a second shutdown (SIGTERM while /metrics lingers)
+            harness.linger_over.set()
+            return
         gevent.sleep(0)  # a signal's own handler notes it first (runtime.stopping)
         stopping.finish_calls(environment, harness)
-        if harness.role == "worker":
-            return
         harness.stop_background()
         summary = harness.summary()
         if harness.azure_poller is not None:
@@ -219,7 +222,7 @@ def register(events: Any) -> None:
         environment.process_exit_code = code
         if harness.linger_s and harness.serving:
             print(f"metrics: final values served for {harness.linger_s:g} s more", flush=True)
-            gevent.sleep(harness.linger_s)
+            harness.linger_over.wait(harness.linger_s)  # Ctrl-C ends it early
 
     def _write_locust_html(environment: Any, path: Path) -> bool:
         from locust.html import get_html_report

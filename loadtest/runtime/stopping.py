@@ -12,16 +12,19 @@ So, installed at ``init`` (:func:`install`):
 * **SIGINT** is taken by gevent (never an asynchronous ``KeyboardInterrupt``) and turned into
   Locust's own Ctrl-C path — a ``KeyboardInterrupt`` raised in the main greenlet, which Locust
   answers with its HTML report and an orderly shutdown — or, before the test has started,
-  into a quiet exit. A worker first ends its calls (below). Repeated signals change nothing.
-* **SIGTERM** keeps Locust's own handler (an orderly shutdown); it is only noted, so the
+  into a quiet exit; once the summary is written it only ends ``--metrics-linger``. A worker
+  first ends its calls (below). Repeated signals change nothing.
+* **SIGTERM** keeps Locust's own handler (an orderly shutdown; on a worker, the calls get
+  Locust's stop timeout to end, as a scaled-down pod should); it is only noted, so the
   summary says how the run ended.
-* **On quitting** (:func:`finish_calls`, from the plugin's ``quitting`` listener): a worker
-  or standalone process ends its calls at once — each killed call still hands on what it
-  measured — and a worker sends its final report; a master that quits while the test runs
-  asks every worker to do that (``voice_stop_now``) and waits up to
-  :data:`FINAL_REPORTS_S` for their answers (``voice_stopped``) before the summary is built.
+* **Ending the calls at once** (:func:`finish_calls`): a worker (on SIGINT, or when its
+  master asks with ``voice_stop_now``) or a quitting standalone process kills its calls — each
+  killed call still hands on what it measured — and a worker sends its final report and
+  ``voice_stopped``; a master that quits while the test runs asks every worker to do that
+  and waits up to :data:`FINAL_REPORTS_S` for their answers before the summary is built.
 
-The exit code after a signal is 128 + its number (130 for SIGINT, 143 for SIGTERM).
+The master's (or standalone process's) exit code after a signal is 128 + its number (130 for
+SIGINT, 143 for SIGTERM); a worker keeps Locust's.
 """
 
 from __future__ import annotations
@@ -61,15 +64,20 @@ def install(environment: Any, harness: Harness) -> None:
 
 
 def _note(environment: Any, harness: Harness, signum: int) -> bool:
-    """Record the first signal; ``False`` if one was already being handled."""
-    if harness.stopped_by is not None:
+    """Record the first signal before the verdict; ``False`` if one was already being handled
+    or the run has ended (the summary is written: a signal now changes nothing in it)."""
+    if harness.stopped_by is not None or harness.verdict is not None:
         return False
     harness.stopped_by = signal.Signals(signum).name
-    environment.process_exit_code = 128 + signum
+    if harness.role != "worker":
+        environment.process_exit_code = 128 + signum
     return True
 
 
 def _on_interrupt(environment: Any, harness: Harness) -> None:
+    if harness.verdict is not None:
+        harness.linger_over.set()  # Ctrl-C while /metrics lingers: leave now
+        return
     if not _note(environment, harness, signal.SIGINT):
         return
     log.info("voice-loadtest: interrupted (SIGINT): ending the calls and writing the reports")
