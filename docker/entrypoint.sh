@@ -97,7 +97,7 @@ exec_locust_reporting() {
   fi
   if is_true "${LOCUST_HEADLESS:-false}"; then
     mkdir -p "$REPORTS_DIR"
-    exec voice-loadtest locust --csv "$REPORTS_DIR/locust" --html "$REPORTS_DIR/locust.html" \
+    exec voice-loadtest locust --csv "$REPORTS_DIR/locust" --locust-html "$REPORTS_DIR/locust.html" \
       --summary-json "$REPORTS_DIR/summary.json" "$@"
   fi
   exec voice-loadtest locust "$@"

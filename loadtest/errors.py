@@ -13,8 +13,11 @@ it never shows a traceback for these.
     │   └── ManifestError      malformed line, missing field, names a missing file
     ├── TtsError               a TTS engine failed (credentials, network, cancelled synthesis)
     ├── StorageError           the audio store could not be read or written
-    │   └── ObjectNotFound     the named object is not in the store
+    │   ├── ObjectNotFound     the named object is not in the store
+    │   └── StorageUnreachable the store did not answer within --timeout (exit code 2)
     ├── ProtocolError          a peer sent a message that does not fit the wire protocol
+    ├── ReportsError           the reports folder cannot take a run's reports (exit code 2,
+    │                          found before any caller starts)
     └── TargetUnreachable      the agent under test cannot be reached (exit code 2: the run
                                is invalid, not failed)
 
@@ -32,7 +35,9 @@ __all__ = [
     "ManifestError",
     "ObjectNotFound",
     "ProtocolError",
+    "ReportsError",
     "StorageError",
+    "StorageUnreachable",
     "TargetUnreachable",
     "TtsError",
 ]
@@ -75,8 +80,20 @@ class ObjectNotFound(StorageError):
     """The named object is not in the store (the container exists)."""
 
 
+class StorageUnreachable(StorageError):
+    """The store kept failing transiently (unreachable, 5xx) until the command's timeout."""
+
+    exit_code = 2
+
+
 class ProtocolError(LoadtestError):
     """A peer sent a message that does not fit the wire protocol."""
+
+
+class ReportsError(LoadtestError):
+    """The reports folder is missing and cannot be made, is not writable or has no room."""
+
+    exit_code = 2
 
 
 class TargetUnreachable(LoadtestError):

@@ -336,6 +336,25 @@ SETTINGS: dict[str, Knob] = {
         Knob(
             "RECONNECT_MAX", "3", "reconnect attempts per call after a failed connect", _int(0, 100)
         ),
+        Knob(
+            "RECONNECT_BASE_DELAY_MS",
+            "200",
+            "a caller's wait after its first failed connect; doubles with each consecutive "
+            "failure, across calls (random 0..ceiling), until one connects",
+            _int(1, 600_000),
+        ),
+        Knob(
+            "RECONNECT_MAX_DELAY_MS",
+            "10000",
+            "the longest a caller waits between connection attempts (caps the backoff)",
+            _int(1, 3_600_000),
+        ),
+        Knob(
+            "WS_MAX_MESSAGE_BYTES",
+            "1048576",
+            "largest agent message accepted; a larger one fails the call as protocol_error",
+            _int(1024, 1 << 30),
+        ),
         Knob("SEED", "", "random seed for scenario choice and barge-in (empty: random)", _text),
         Knob(
             "TURN_LOG",
@@ -386,6 +405,9 @@ class CallerSettings:
     scenarios_file: str
     per_turn_stats: bool
     reconnect_max: int
+    reconnect_base_delay_ms: int
+    reconnect_max_delay_ms: int
+    ws_max_message_bytes: int
     seed: int | None
     probe: bool = True
     turn_log: str = ""
@@ -409,6 +431,12 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         seed = int(seed_text) if seed_text else None
     except ValueError as exc:
         raise _fail("SEED", seed_text, "expected a whole number or empty") from exc
+    if values["RECONNECT_MAX_DELAY_MS"] < values["RECONNECT_BASE_DELAY_MS"]:
+        raise _fail(
+            "RECONNECT_MAX_DELAY_MS",
+            str(values["RECONNECT_MAX_DELAY_MS"]),
+            f"must be >= RECONNECT_BASE_DELAY_MS ({values['RECONNECT_BASE_DELAY_MS']})",
+        )
     if values["WS_INSECURE"] and values["WS_CA_BUNDLE"]:
         raise ConfigError("WS_INSECURE=1 and WS_CA_BUNDLE are both set; choose one")
     if values["WS_CA_BUNDLE"] and not Path(values["WS_CA_BUNDLE"]).is_file():
@@ -442,6 +470,9 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         scenarios_file=values["SCENARIOS_FILE"],
         per_turn_stats=values["PER_TURN_STATS"],
         reconnect_max=values["RECONNECT_MAX"],
+        reconnect_base_delay_ms=values["RECONNECT_BASE_DELAY_MS"],
+        reconnect_max_delay_ms=values["RECONNECT_MAX_DELAY_MS"],
+        ws_max_message_bytes=values["WS_MAX_MESSAGE_BYTES"],
         seed=seed,
         probe=values["PROBE"],
         turn_log=values["TURN_LOG"],

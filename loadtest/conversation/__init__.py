@@ -14,7 +14,8 @@ measurement records out.
 * :mod:`~loadtest.conversation.playback` — the caller's playback-buffer model.
 * :mod:`~loadtest.conversation.marks` — :class:`MarkEchoes`, when to echo an agent's
   playback marks (Twilio ``mark``).
-* :mod:`~loadtest.conversation.backoff` — reconnect delays.
+* :mod:`~loadtest.conversation.backoff` — reconnect delays, and a caller's consecutive
+  connection failures across calls.
 
 Per caller::
 
@@ -23,13 +24,13 @@ Per caller::
     conv = Conversation(plan, config)
     conv.start(t_up, connect_started_ns=t_connect)
     ...  # frames_due / sent (scheduler), receive (read callback), events, closed — see engine
-    # after conv.done: close the socket; on a drop, wait backoff.delay_ms(attempt, rng) and
-    # run a new Conversation on a new connection.
+    # after conv.done: close the socket; the next call (a new Conversation on a new
+    # connection) first waits failures.delay_ms(rng) — see backoff.
 """
 
 from __future__ import annotations
 
-from loadtest.conversation.backoff import ReconnectBackoff
+from loadtest.conversation.backoff import ConnectFailures, ReconnectBackoff
 from loadtest.conversation.config import ConversationConfig, GreetingMode
 from loadtest.conversation.engine import Conversation
 from loadtest.conversation.frames import Frame, FrameKind, Phase
@@ -61,6 +62,7 @@ __all__ = [
     "AnswerStats",
     "BargeOutcome",
     "BargeReport",
+    "ConnectFailures",
     "Conversation",
     "ConversationConfig",
     "Counters",

@@ -3,6 +3,19 @@
 ``delay = uniform(0, min(cap_ms, base_ms × factor ** attempt))`` — "full jitter", which
 spreads many callers that lost their connections at the same moment (an agent restart) over
 the whole window instead of reconnecting in lockstep.
+
+:class:`ConnectFailures` carries one caller's consecutive failures *across calls*: a load
+test places the next call as soon as one ends, so a backoff that restarted with every call
+would retry a dead agent several times a second per caller — the load tool becoming the
+outage. Only a successful connect resets it. While the agent stays down, a caller's waits
+settle at ``uniform(0, cap_ms)``: one attempt per ``cap_ms / 2`` on average.
+
+Call order (the edge)::
+
+    failures = ConnectFailures(ReconnectBackoff(base_ms, cap_ms))
+    # before every connection attempt, first of a call or retry:
+    sleep(failures.delay_ms(rng) / 1000)         # 0 after a success
+    # after it: failures.failed() or failures.connected()
 """
 
 from __future__ import annotations
@@ -13,7 +26,7 @@ from dataclasses import dataclass
 
 from loadtest.errors import ConfigError
 
-__all__ = ["ReconnectBackoff"]
+__all__ = ["ConnectFailures", "ReconnectBackoff"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +66,28 @@ class ReconnectBackoff:
     def delay_ms(self, attempt: int, rng: random.Random) -> float:
         """A delay drawn uniformly from ``[0, ceiling_ms(attempt)]`` (one ``rng`` draw)."""
         return rng.uniform(0.0, self.ceiling_ms(attempt))
+
+
+class ConnectFailures:
+    """One caller's consecutive connection failures, across its calls."""
+
+    __slots__ = ("backoff", "count")
+
+    def __init__(self, backoff: ReconnectBackoff) -> None:
+        self.backoff = backoff
+        self.count = 0
+
+    def delay_ms(self, rng: random.Random) -> float:
+        """The wait before the next attempt: 0 if the last one connected (or there was none),
+        else a full-jitter draw for the ``count``-th consecutive failure (one ``rng`` draw)."""
+        if not self.count:
+            return 0.0
+        return self.backoff.delay_ms(self.count - 1, rng)
+
+    def failed(self) -> None:
+        """An attempt failed: the next wait's ceiling grows (up to the cap)."""
+        self.count += 1
+
+    def connected(self) -> None:
+        """An attempt connected: the next attempt (a later call) starts at once."""
+        self.count = 0

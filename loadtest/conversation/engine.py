@@ -206,13 +206,21 @@ class Conversation:
             return
         self._handle(inbound, arrival_ns)
 
-    def closed(self, now_ns: int, code: int | None = None, reason: str = "") -> None:
+    def closed(
+        self,
+        now_ns: int,
+        code: int | None = None,
+        reason: str = "",
+        *,
+        failure: Failure = Failure.CLOSED_MID_TURN,
+    ) -> None:
         """The connection dropped (or was closed) at ``now_ns``; the conversation ends.
 
-        A turn that had not completed (its answer over, or timed out) fails
-        ``closed_mid_turn`` with the code and reason in its report; an undecided barge-in
-        ends ``closed``. Closing during the greeting fails turn 0. Planned turns that never
-        started are not reported. A no-op once :attr:`done`.
+        A turn that had not completed (its answer over, or timed out) fails with ``failure``
+        (``closed_mid_turn``; ``protocol_error`` when the caller failed the connection because
+        the agent broke the WebSocket protocol) and the code and reason in its report; an
+        undecided barge-in ends ``closed``. Closing during the greeting fails turn 0. Planned
+        turns that never started are not reported. A no-op once :attr:`done`.
         """
         if not self._started or self._done:
             self._done = True
@@ -234,7 +242,7 @@ class Conversation:
         elif turn.eos_ns is not None and answered and now_ns >= self._quiet_at_ns():
             self._rec.turn_ended(turn, self._playback.end_ns)
         else:
-            self._rec.turn_ended(turn, now_ns, close=(code, reason))
+            self._rec.turn_ended(turn, now_ns, close=(code, reason), close_failure=failure)
         self._done = True
 
     def hang_up_after_turn(self) -> None:

@@ -50,6 +50,7 @@ class Failure(enum.Enum):
     TTFB_TIMEOUT = "ttfb_timeout"  # no agent audio within first_byte_timeout_ms of EOS
     BARGE_IGNORED = "barge_ignored"  # agent audio kept coming (or playing) through the window
     CLOSED_MID_TURN = "closed_mid_turn"  # the connection dropped before the turn completed
+    PROTOCOL_ERROR = "protocol_error"  # the agent broke RFC 6455; the caller failed the connection
     CONNECT_REFUSED = "connect_refused"  # edge: TCP refused / unreachable
     CONNECT_TIMEOUT = "connect_timeout"  # edge: no upgrade in time
     CONNECT_ERROR = "connect_error"  # edge: TLS, HTTP status or handshake error

@@ -100,15 +100,17 @@ class Recorder:
         *,
         truncated: bool = False,
         close: tuple[int | None, str] | None = None,
+        close_failure: Failure = Failure.CLOSED_MID_TURN,
     ) -> None:
-        """The ``turn`` sample, then the :class:`TurnReport` (``close``: code and reason)."""
+        """The ``turn`` sample, then the :class:`TurnReport` (``close``: code and reason; the
+        turn then fails ``close_failure`` unless it had failed already)."""
         barge = turn.barge
         if barge is not None and barge.report is None:
             self.barge_decided(turn, barge.finish(ended_ns, closed=close is not None))
         failure, detail = turn.failure, ""
         close_code, close_reason = close if close is not None else (None, "")
         if close is not None:
-            failure = failure or Failure.CLOSED_MID_TURN
+            failure = failure or close_failure
             detail = f"connection closed (code {close_code}) {close_reason}".strip()
         started_ns = turn.t0_ns if turn.started_ns is None else turn.started_ns
         ended_ns = max(ended_ns, started_ns)

@@ -16,12 +16,14 @@ Per call, in the edge's order::
     tally = Tally(stats, per_turn_stats=settings.per_turn_stats)
     tally.call_placed()
     tally.connect_attempt(retry=attempt > 0)       # each attempt; then one of:
-    sample = tally.connected(elapsed_ms)           # or tally.connect_failed(error, detail, ms)
+    sample = tally.connected(elapsed_ms)           # or tally.connect_failed(error, detail,
+                                                   #       ms, at_s=wall clock)
     ...
     samples = tally.events(conversation.events(), benign_close=..., run_ended_ns=...)
     tally.stream(frames=n, chunk_ms=20, first_due_ns=..., last_sent_ns=...)  # at hang-up
     tally.frames_received(n)
     tally.counters(conversation.counters)
+    tally.call_ended()                             # also when it never connected
 """
 
 from __future__ import annotations
@@ -30,18 +32,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from loadtest.conversation.measure import Counters, Event, Failure, Metric, Sample, TurnReport
-from loadtest.metrics.voice_stats import VoiceStats
+from loadtest.metrics.voice_stats import INBOUND_ANOMALIES, VoiceStats
 
 __all__ = ["COUNTED", "RequestSample", "Tally"]
 
 COUNTED = (
-    "inbound_malformed",
-    "stray_audio_frames",
+    *(name for name in INBOUND_ANOMALIES if name in Counters.__dataclass_fields__),
     "barge_skipped",
     "greeting_absent",
     "stop_while_silent",
 )
-"""The conversation's :class:`~.measure.Counters` fields that become run counters."""
+"""The conversation's :class:`~.measure.Counters` fields that become run counters: the
+agent's inbound anomalies, what was planned but could not happen, stops while silent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +80,21 @@ class Tally:
         self.stats.observe("connect_ms", elapsed_ms)
         return RequestSample(Metric.CONNECT.value, elapsed_ms)
 
-    def connect_failed(self, error: str, detail: str, elapsed_ms: float) -> RequestSample:
+    def connect_failed(
+        self, error: str, detail: str, elapsed_ms: float, *, at_s: float
+    ) -> RequestSample:
+        """A failed attempt at ``at_s`` (wall-clock epoch seconds: the outage window)."""
         self.stats.error(error)
+        self.stats.note_span("connect_failure", at_s)
         return RequestSample(Metric.CONNECT.value, elapsed_ms, error, detail)
+
+    def call_ended(self) -> None:
+        """The call is over (connected or not): with ``calls`` it tells the calls in flight."""
+        self.stats.count("calls_ended")
+
+    def protocol_error(self) -> None:
+        """The caller failed the connection because the agent broke the WebSocket protocol."""
+        self.stats.count("protocol_errors")
 
     # ------------------------------------------------------------------ the conversation
     def events(
@@ -133,6 +147,10 @@ class Tally:
             if ok:
                 stats.count("turns_ok", scenario=scenario)
                 stats.observe("turn_ms", sample.value_ms, scenario)
+        if failure is not None and metric is not Metric.TURN:
+            # One failure, one count: the turn's own sample carries the cause (a TTFB
+            # timeout, an ignored barge-in), so these are no second failure anywhere.
+            return []
         error = None if failure is None else failure.value
         if error is not None:
             stats.error(error)

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 
 from loadtest.metrics.histogram import Histogram
 from loadtest.metrics.slo import SloConfig
-from loadtest.metrics.voice_stats import COUNTERS, VoiceStats
+from loadtest.metrics.voice_stats import COUNTERS, INBOUND_ANOMALIES, VoiceStats
 
 __all__ = [
     "COUNTER_METRICS",
@@ -206,6 +206,8 @@ class Snapshot:
     slo_verdict: str | None = None
     azure_monitor: Sequence[AzureMonitorValue] = ()
     azure_monitor_errors: Mapping[str, int] = field(default_factory=dict)
+    workers_lost: int = 0  # load workers that went missing during the run
+    calls_lost: int = 0  # calls in flight on them
 
 
 _STATES = ("ready", "spawning", "running", "stopping", "stopped", "cleanup", "missing")
@@ -263,6 +265,31 @@ def _counters(snap: Snapshot) -> Iterator[Metric]:
     for name, value in sorted(stats.errors.items()):
         errors.add_metric([target, name], float(value))
     yield errors
+    anomalies = CounterMetricFamily(
+        "voice_loadtest_inbound_anomalies",
+        "What the callers noticed the agent doing wrong, by kind: "
+        + "; ".join(f"{name}: {doc}" for name, doc in INBOUND_ANOMALIES.items())
+        + ".",
+        labels=["target", "kind"],
+    )
+    for name in INBOUND_ANOMALIES:
+        anomalies.add_metric([target, name], float(stats.total(name)))
+    yield anomalies
+    for name, doc, value in (
+        (
+            "voice_loadtest_workers_lost",
+            "Load workers that went missing during the run (harness, not agent, failures).",
+            snap.workers_lost,
+        ),
+        (
+            "voice_loadtest_worker_lost_calls",
+            "Calls in flight on load workers that went missing (not counted as agent failures).",
+            snap.calls_lost,
+        ),
+    ):
+        family = CounterMetricFamily(name, doc, labels=["target"])
+        family.add_metric([target], float(value))
+        yield family
 
 
 def _help(text: str) -> str:

@@ -5,10 +5,12 @@ CSS is inline, plots are inline SVG drawn by :mod:`loadtest.metrics.svg`, there 
 and nothing is loaded from elsewhere. Every text value from the summary is escaped.
 
 Sections, in order (each degrades to a short note when its data is missing): header (target,
-start, duration, users, workers, verdict badge); SLO checks and invalid-run reasons; latency
-percentiles and run totals; distributions of TTFB and barge-in (greeting, talk-over when
-present); TTFB and barge-in p50/p95/p99 over time with SLO targets as dashed lines; success
-rates and call/turn counts over time; harness health; failures by error name; settings.
+start, duration, users, workers, verdict badge); SLO checks, invalid-run reasons, warnings and
+how the run ended (a signal); latency percentiles and run totals; distributions of TTFB and
+barge-in (greeting, talk-over when present); TTFB and barge-in p50/p95/p99 over time with SLO
+targets as dashed lines; success rates and call/turn counts over time; harness health;
+failures by error name, the agent's anomalies, the connection outage and lost workers;
+settings.
 
 Plot ids (stable, tests and tools look for them): ``plot-<metric>-distribution`` (``ttfb``,
 ``barge-in``, ``greeting``, ``talk-over``), ``plot-<metric>-percentiles-over-time`` (``ttfb``,
@@ -33,6 +35,7 @@ from typing import Any
 from loadtest import __version__
 from loadtest.metrics import report_plots as plots
 from loadtest.metrics.report_plots import as_map, as_number
+from loadtest.metrics.voice_stats import INBOUND_ANOMALIES
 
 __all__ = ["render_report"]
 
@@ -52,6 +55,7 @@ _RATE_NAMES = {
 _COUNT_NAMES = {
     "calls": "Calls",
     "connect_attempts": "Connect attempts",
+    "connect_failures": "Connect failures",
     "turns": "Turns",
     "turns_ok": "Turns OK",
     "turns_cut": "Turns cut by the stop timeout",
@@ -61,6 +65,7 @@ _COUNT_NAMES = {
     "frames_sent": "Frames sent",
     "frames_received": "Frames received",
     "reconnects": "Reconnects",
+    "worker_lost": "Calls lost with workers",
 }
 _VERDICTS = ("pass", "warn", "fail", "invalid")
 _STATUSES = ("pass", "warn", "fail", "no_data")
@@ -237,6 +242,16 @@ def _slo_section(summary: Mapping[str, Any]) -> str:
         out.append('<div id="invalid-reasons" class="reasons"><b>Invalid run</b> — this run')
         out.append(" cannot be judged:<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons))
         out.append("</ul></div>")
+    warnings = [w for w in slo.get("warnings") or () if isinstance(w, str)]
+    if warnings:
+        out.append('<div id="slo-warnings" class="reasons"><b>Warning</b><ul>')
+        out.append("".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul></div>")
+    stopped = as_map(summary.get("run")).get("stopped_by")
+    if stopped:
+        out.append(
+            f'<div id="stopped-by" class="reasons"><b>Stopped by signal</b> ({_e(stopped)}): '
+            "the figures cover the run until then.</div>"
+        )
     checks = [as_map(c) for c in slo.get("checks") or ()]
     if not checks:
         out.append(_note("no SLO checks in this summary"))
@@ -321,8 +336,46 @@ def _harness_section(summary: Mapping[str, Any]) -> str:
 
 
 def _failures_section(summary: Mapping[str, Any]) -> str:
-    body = plots.failures_plot(summary) or _note("no failures recorded")
-    return f'<section id="section-failures"><h2>Failures by error name</h2>{body}</section>'
+    body = [plots.failures_plot(summary) or _note("no failures recorded")]
+    counts = as_map(summary.get("counts"))
+    rows = [(_e(name), _int(counts.get(name)), _e(doc)) for name, doc in INBOUND_ANOMALIES.items()]
+    body.append("<h3>What the agent did wrong</h3>")
+    body.append(
+        _table(("anomaly", "count", "meaning"), rows, table_id="anomalies-table", text_cols=1)
+    )
+    outage = as_map(summary.get("outage"))
+    if outage:
+        body.append(
+            f'<p id="outage"><b>Connection failures</b>: {_e(_int(outage.get("failed_attempts")))}'
+            f" failed attempts from {_e(_when(outage.get('first_failure_at')))} to "
+            f"{_e(_when(outage.get('last_failure_at')))} "
+            f"({_e(_duration(outage.get('window_s')))}).</p>"
+        )
+    lost = [as_map(entry) for entry in summary.get("workers_lost") or ()]
+    if lost:
+        lost_rows = [
+            (
+                _e(entry.get("worker", "?")),
+                _e(_when(entry.get("lost_at"))),
+                _e(_duration(entry.get("t_s"))),
+                _int(entry.get("calls_in_flight")),
+            )
+            for entry in lost
+        ]
+        body.append("<h3>Workers lost</h3>")
+        body.append(
+            _table(
+                ("worker", "lost at", "into the run", "calls in flight"),
+                lost_rows,
+                table_id="workers-lost-table",
+                text_cols=3,
+            )
+        )
+    return (
+        '<section id="section-failures"><h2>Failures by error name</h2>'
+        + "".join(body)
+        + "</section>"
+    )
 
 
 def _settings_section(summary: Mapping[str, Any]) -> str:

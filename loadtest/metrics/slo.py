@@ -3,7 +3,9 @@
 Verdicts and exit codes:
 
 * ``pass`` (0) — every check meets its target;
-* ``warn`` (0, or 1 with ``warn_exit_code: 1``) — every check is at least *acceptable*;
+* ``warn`` (0, or 1 with ``warn_exit_code: 1``) — every check is at least *acceptable*, or
+  the run lost load workers on the way (the checks pass on what was measured, but calls
+  were lost, so the run is not clean: ``warnings`` says which);
 * ``fail`` (1) — a check misses even its acceptable threshold;
 * ``invalid`` (2) — the run cannot be judged: no turns were measured, or the load generator
   itself was saturated (frame lateness p99, receive lag p99 or worker CPU over the harness
@@ -121,16 +123,20 @@ class CheckResult:
 
 @dataclass(frozen=True, slots=True)
 class SloResult:
+    """``reasons`` say why a run is invalid; ``warnings`` why a passing run is only ``warn``."""
+
     verdict: Verdict
     checks: tuple[CheckResult, ...]
     reasons: tuple[str, ...]
     exit_code: int
+    warnings: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict.value,
             "exit_code": self.exit_code,
             "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
             "checks": [c.as_dict() for c in self.checks],
         }
 
@@ -239,12 +245,21 @@ def evaluate(summary: Mapping[str, Any], config: SloConfig = DEFAULT_SLO) -> Slo
             f"a worker's CPU reached {cpu:.0f} % (> {config.max_worker_cpu_percent:g} %): the "
             "harness was saturated; latencies from this run are not trustworthy"
         )
+    warnings = []
+    lost = summary.get("workers_lost") or ()
+    if lost:
+        calls = sum(int(entry.get("calls_in_flight") or 0) for entry in lost)
+        warnings.append(
+            f"{len(lost)} load worker(s) went missing during the run with {calls} call(s) in "
+            "flight (counted as worker_lost, not as agent failures): their last seconds of "
+            "measurements are lost"
+        )
     statuses = {r.status for r in results}
     if reasons:
         verdict = Verdict.INVALID
     elif "fail" in statuses:
         verdict = Verdict.FAIL
-    elif "warn" in statuses:
+    elif "warn" in statuses or warnings:
         verdict = Verdict.WARN
     else:
         verdict = Verdict.PASS
@@ -254,4 +269,4 @@ def evaluate(summary: Mapping[str, Any], config: SloConfig = DEFAULT_SLO) -> Slo
         Verdict.FAIL: 1,
         Verdict.INVALID: 2,
     }[verdict]
-    return SloResult(verdict, tuple(results), tuple(reasons), exit_code)
+    return SloResult(verdict, tuple(results), tuple(reasons), exit_code, tuple(warnings))

@@ -5,12 +5,17 @@ Keys (stable; other tools read them)::
     metrics.{ttfb_ms,barge_in_ms,greeting_ms,connect_ms,turn_ms,talk_over_ms}
            .{count,p50,p90,p95,p99,max,mean}
     rates.{connection_success,turn_success,barge_in_success}      ratios 0..1 (null: no data)
-    counts.{calls,connect_attempts,turns,turns_ok,turns_cut,barge_attempts,after_run_time,
-            stop_while_silent,frames_sent,frames_received,reconnects,failures:{error_name: n}}
+    counts.{calls,connect_attempts,connect_failures,turns,turns_ok,turns_cut,barge_attempts,
+            after_run_time,stop_while_silent,frames_sent,frames_received,reconnects,
+            worker_lost,failures:{error_name: n},
+            <inbound anomaly>: n}    each name of voice_stats.INBOUND_ANOMALIES, 0 when none
+    outage: null | {first_failure_at,last_failure_at,window_s,failed_attempts}
+                     the span of failed connection attempts (UTC ISO instants)
+    workers_lost: [{worker,lost_at,t_s,calls_in_flight}]   workers that went missing
     harness.{frame_lateness_ms.{p50,p99,max},receive_lag_ms.{p50,p99,max},
              realtime_factor,worker_cpu_max}
-    slo.{verdict,exit_code,reasons,checks:[{name,threshold,actual,status}]}
-    settings.{...}   run.{started_at,duration_s,users,workers,target,
+    slo.{verdict,exit_code,reasons,warnings,checks:[{name,threshold,actual,status}]}
+    settings.{...}   run.{started_at,duration_s,users,workers,target,stopped_by,
                          audio_cache: [sha256:...], scenarios: [name]}
     distributions.{ttfb_ms,barge_in_ms,greeting_ms,talk_over_ms}: [[bucket_start_ms, count]]
     timeline: [{t_s, users, ttfb_ms.{count,p50,p95,p99}, barge_in_ms.{...}, connection_success,
@@ -28,12 +33,13 @@ quiet — many frameworks send one at every start of the caller's speech; never 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from loadtest.metrics.histogram import Histogram
 from loadtest.metrics.slo import DEFAULT_SLO, SloConfig, evaluate
-from loadtest.metrics.voice_stats import VoiceStats
+from loadtest.metrics.voice_stats import INBOUND_ANOMALIES, VoiceStats
 
 __all__ = ["SUMMARY_METRICS", "build_summary", "format_table", "timeline_entry"]
 
@@ -85,6 +91,25 @@ def timeline_entry(window: VoiceStats, *, t_s: float, users: int, cpu: float) ->
     }
 
 
+def _utc(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
+
+
+def _outage(stats: VoiceStats) -> dict[str, Any] | None:
+    """When connection attempts failed: the first and last failure and how many failed."""
+    failed = stats.total("connect_attempts") - stats.total("calls_connected")
+    span = stats.spans.get("connect_failure")
+    if span is None or failed <= 0:
+        return None
+    first_s, last_s = span
+    return {
+        "first_failure_at": _utc(first_s),
+        "last_failure_at": _utc(last_s),
+        "window_s": round(last_s - first_s, 1),
+        "failed_attempts": failed,
+    }
+
+
 def build_summary(
     stats: VoiceStats,
     *,
@@ -92,10 +117,16 @@ def build_summary(
     settings: Mapping[str, Any] | None = None,
     run: Mapping[str, Any] | None = None,
     timeline: list[dict[str, Any]] | None = None,
+    workers_lost: Sequence[Mapping[str, Any]] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Summarise merged ``stats`` and judge them against ``slo``."""
+    """Summarise merged ``stats`` and judge them against ``slo``.
+
+    ``workers_lost``: one entry per worker that went missing during the run (``worker``,
+    ``lost_at``, ``t_s``, ``calls_in_flight``); their calls count as ``worker_lost``.
+    """
     c = stats.total
+    lost = [dict(entry) for entry in workers_lost]
     metrics = {
         name: _rounded(stats.histograms[name].summary().as_dict()) for name in SUMMARY_METRICS
     }
@@ -112,6 +143,7 @@ def build_summary(
         "counts": {
             "calls": c("calls"),
             "connect_attempts": c("connect_attempts"),
+            "connect_failures": c("connect_attempts") - c("calls_connected"),
             "turns": c("turns"),
             "turns_ok": c("turns_ok"),
             "turns_cut": c("turns_cut"),
@@ -121,8 +153,12 @@ def build_summary(
             "frames_sent": c("frames_sent"),
             "frames_received": c("frames_received"),
             "reconnects": c("reconnects"),
+            "worker_lost": sum(int(entry.get("calls_in_flight") or 0) for entry in lost),
             "failures": dict(sorted(stats.errors.items())),
+            **{name: c(name) for name in INBOUND_ANOMALIES},
         },
+        "outage": _outage(stats),
+        "workers_lost": lost,
         "harness": {
             "frame_lateness_ms": {
                 "p50": _r(lateness.p50, 3),
@@ -146,6 +182,11 @@ def build_summary(
 
 def _r(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def _clock(iso: str) -> str:
+    """``HH:MM:SS.mmm`` of an ISO instant (the date is in the JSON)."""
+    return iso.partition("T")[2][:12] or iso
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -187,6 +228,21 @@ def format_table(summary: Mapping[str, Any]) -> str:
     failures = counts["failures"]
     if failures:
         lines.append("failures: " + ", ".join(f"{k}={v}" for k, v in failures.items()))
+    outage = summary.get("outage")
+    if outage:
+        lines.append(
+            f"connection failures: {outage['failed_attempts']} of {counts['connect_attempts']} "
+            f"attempts failed, from {_clock(outage['first_failure_at'])} to "
+            f"{_clock(outage['last_failure_at'])} UTC ({outage['window_s']:.1f} s)"
+        )
+    anomalies = [f"{name}={counts[name]}" for name in INBOUND_ANOMALIES if counts.get(name)]
+    if anomalies:
+        lines.append("agent anomalies: " + ", ".join(anomalies))
+    for entry in summary.get("workers_lost") or ():
+        lines.append(
+            f"worker lost: {entry['worker']} at {_clock(entry['lost_at'])} UTC "
+            f"({entry['calls_in_flight']} calls in flight)"
+        )
     h = summary["harness"]
     lines.append(
         f"harness: frame lateness p50 {_fmt(h['frame_lateness_ms']['p50'], ' ms')}, "
@@ -203,5 +259,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
         lines.append(f"{check['name']:<22}{check['threshold']:<34}{shown:>10}  {check['status']}")
     for reason in slo["reasons"]:
         lines.append(f"INVALID RUN: {reason}")
+    for warning in slo.get("warnings") or ():
+        lines.append(f"WARNING: {warning}")
     lines.append(f"verdict: {slo['verdict'].upper()} (exit code {slo['exit_code']})")
     return "\n".join(lines)

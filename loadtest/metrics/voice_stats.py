@@ -1,10 +1,11 @@
 """Per-process voice measurements that merge across workers (core: pure data).
 
 :class:`VoiceStats` holds one :class:`~loadtest.metrics.histogram.Histogram` per latency
-(milliseconds) and the counters, both declared once here: :data:`HISTOGRAMS` and
-:data:`COUNTERS` are what the recording side (:mod:`loadtest.conversation.tally`) and the
-reading side (summary, exposition) agree on, and a name that is not declared raises
-``KeyError`` on either side instead of reading as 0.
+(milliseconds), the counters, and the first and last wall-clock instant of events whose span
+matters (``connect_failure``: the outage window). Histograms and counters are declared once
+here: :data:`HISTOGRAMS` and :data:`COUNTERS` are what the recording side
+(:mod:`loadtest.conversation.tally`) and the reading side (summary, exposition) agree on, and a
+name that is not declared raises ``KeyError`` on either side instead of reading as 0.
 
 A worker records into it, ships :meth:`take_delta` in Locust's ``report_to_master`` and
 starts a fresh delta; the master :meth:`merge`\\ s each payload in ``worker_report``. Because
@@ -21,7 +22,7 @@ from typing import Any
 
 from loadtest.metrics.histogram import Histogram
 
-__all__ = ["BY_SCENARIO", "COUNTERS", "HISTOGRAMS", "Counter", "VoiceStats"]
+__all__ = ["BY_SCENARIO", "COUNTERS", "HISTOGRAMS", "INBOUND_ANOMALIES", "Counter", "VoiceStats"]
 
 HISTOGRAMS: Mapping[str, tuple[float, str]] = {
     "ttfb_ms": (1.0, "first agent audio after the caller's end of speech"),
@@ -39,6 +40,16 @@ HISTOGRAMS: Mapping[str, tuple[float, str]] = {
 BY_SCENARIO = frozenset({"ttfb_ms", "barge_in_ms", "turn_ms"})
 """Histograms also kept per scenario (for the exporter's ``scenario`` label)."""
 
+INBOUND_ANOMALIES: Mapping[str, str] = {
+    "inbound_malformed": "agent messages that do not fit the protocol (bad JSON, stray binary)",
+    "empty_audio": "agent audio messages that carry no audio",
+    "stray_audio_frames": "agent audio outside the greeting, the answers and talk-over",
+    "stray_stops": "agent stop signals outside a barge-in",
+    "protocol_errors": "connections failed because the agent broke the WebSocket protocol",
+}
+"""Counters of what the caller noticed the agent doing wrong: name → meaning. Each is in the
+summary's ``counts`` (0 when none), the HTML report and ``/metrics``."""
+
 
 @dataclass(frozen=True, slots=True)
 class Counter:
@@ -50,6 +61,7 @@ class Counter:
 
 COUNTERS: Mapping[str, Counter] = {
     "calls": Counter("calls placed (one per caller conversation, connected or not)"),
+    "calls_ended": Counter("calls over, connected or not (calls − calls_ended: in flight)"),
     "connect_attempts": Counter("WebSocket connect attempts, retries included"),
     "calls_connected": Counter("connect attempts whose upgrade completed"),
     "reconnects": Counter("connect retries after a failed attempt"),
@@ -62,8 +74,7 @@ COUNTERS: Mapping[str, Counter] = {
     "stream_due_us": Counter("audio time streamed (µs): frames sent × frame length"),
     "stream_actual_us": Counter("wall time the streaming took (µs), first due to last sent"),
     "closes_ignored": Counter("benign closes not counted as failures (WS_IGNORE_CLOSE_...)"),
-    "inbound_malformed": Counter("agent messages the protocol could not parse"),
-    "stray_audio_frames": Counter("agent audio outside the greeting, answers and talk-over"),
+    **{name: Counter(doc) for name, doc in INBOUND_ANOMALIES.items()},
     "barge_skipped": Counter("scheduled barge-ins with nothing left to interrupt"),
     "greeting_absent": Counter("calls with no greeting within the greeting timeout"),
     "stop_while_silent": Counter(
@@ -87,7 +98,9 @@ def _counter(name: str) -> Counter:
 class VoiceStats:
     """Histograms and counters of one process (worker delta, or the master's merged total)."""
 
-    __slots__ = ("by_scenario", "counters", "cpu_max", "errors", "histograms", "scenario_counters")
+    __slots__ = (
+        "by_scenario", "counters", "cpu_max", "errors", "histograms", "scenario_counters", "spans",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.histograms = {name: Histogram(width) for name, (width, _) in HISTOGRAMS.items()}
@@ -95,6 +108,7 @@ class VoiceStats:
         self.counters: dict[str, int] = {}  # totals; read them with total()
         self.scenario_counters: dict[tuple[str, str], int] = {}  # (counter, scenario) → n
         self.errors: dict[str, int] = {}
+        self.spans: dict[str, tuple[float, float]] = {}  # name → (first, last) epoch seconds
         self.cpu_max = 0.0
 
     def observe(self, name: str, value_ms: float, scenario: str = "") -> None:
@@ -138,6 +152,15 @@ class VoiceStats:
     def note_cpu(self, percent: float) -> None:
         self.cpu_max = max(self.cpu_max, percent)
 
+    def note_span(self, name: str, first_s: float, last_s: float | None = None) -> None:
+        """Widen the span ``name`` to include ``first_s``..``last_s`` (wall-clock epoch
+        seconds; one instant when ``last_s`` is omitted)."""
+        last_s = first_s if last_s is None else last_s
+        span = self.spans.get(name)
+        self.spans[name] = (
+            (first_s, last_s) if span is None else (min(span[0], first_s), max(span[1], last_s))
+        )
+
     def serialize(self) -> dict[str, Any]:
         return {
             "histograms": {name: h.serialize() for name, h in self.histograms.items()},
@@ -145,6 +168,7 @@ class VoiceStats:
             "counters": dict(self.counters),
             "scenario_counters": [[n, sc, v] for (n, sc), v in self.scenario_counters.items()],
             "errors": dict(self.errors),
+            "spans": {name: list(span) for name, span in self.spans.items()},
             "cpu_max": self.cpu_max,
         }
 
@@ -157,6 +181,7 @@ class VoiceStats:
         self.counters.clear()
         self.scenario_counters.clear()
         self.errors.clear()
+        self.spans.clear()
         # cpu_max is a maximum, not a sum: keep it so every report carries the run's peak.
         return payload
 
@@ -182,4 +207,6 @@ class VoiceStats:
                 self.scenario_counters[key] = self.scenario_counters.get(key, 0) + int(n)
         for name, n in payload.get("errors", {}).items():
             self.error(name, int(n))
+        for name, (first, last) in payload.get("spans", {}).items():
+            self.note_span(str(name), float(first), float(last))
         self.note_cpu(float(payload.get("cpu_max", 0.0)))

@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - depends on the installed wheel
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
+    "OPCODES",
     "OP_BINARY",
     "OP_CLOSE",
     "OP_CONT",
@@ -36,24 +37,36 @@ __all__ = [
     "FrameCutter",
     "MaskKeys",
     "Message",
+    "close_code_allowed",
     "close_payload",
     "encode_frame",
     "parse_frames",
 ]
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-MAX_MESSAGE_BYTES = 64 << 20
-"""The caller's limit: a larger server frame or message is a protocol error (1009)."""
+OPCODES = frozenset({OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG})
+"""The opcodes RFC 6455 defines; the others are reserved (§5.2): receiving one fails the
+connection."""
+MAX_MESSAGE_BYTES = 1 << 20
+"""The caller's default limit (``WS_MAX_MESSAGE_BYTES``): a larger server frame or message
+fails the connection (1009). Agent messages are 20–100 ms audio chunks (a few KiB) and small
+JSON; a megabyte is far beyond a legitimate one."""
+_MAX_CONTROL_BYTES = 125  # RFC 6455 §5.5
 _HEAD16 = struct.Struct("!BBH")
 _HEAD64 = struct.Struct("!BBQ")
 
 
 @dataclass(frozen=True, slots=True)
 class Closed(Exception):
-    """The connection ended: a close frame (``code``) or a dropped socket (1006)."""
+    """The connection ended: a close frame (``code``) or a dropped socket (1006).
+
+    ``protocol_error``: the caller failed the connection because the peer broke RFC 6455
+    (``code`` is then the one the caller closes with: 1002, 1007 or 1009).
+    """
 
     code: int
     reason: str
+    protocol_error: bool = False
 
     def __str__(self) -> str:
         return f"closed {self.code} {self.reason}".strip()
@@ -96,12 +109,20 @@ def encode_frame(payload: bytes, opcode: int = OP_TEXT, key: bytes | None = None
     return b"".join((head, key, apply_mask(payload, key)))
 
 
-def parse_frames(buffer: bytes | bytearray) -> tuple[list[tuple[int, bool, bytes]], int]:
+def _violation(code: int, reason: str) -> Closed:
+    return Closed(code, reason, protocol_error=True)
+
+
+def parse_frames(
+    buffer: bytes | bytearray, max_bytes: int = MAX_MESSAGE_BYTES
+) -> tuple[list[tuple[int, bool, bytes]], int]:
     """Complete frames at the start of ``buffer`` as ``(opcode, fin, payload)``, and how many
     bytes they took (the caller deletes them). A trailing partial frame is left for later.
 
     Server frames are not masked; a masked one is unmasked anyway. Raises :class:`Closed`
-    (1002 protocol error, 1009 too big) on RSV bits or an oversized frame.
+    with ``protocol_error`` set — 1002 for RSV bits, a reserved opcode or a fragmented or
+    oversized (> 125 bytes) control frame, 1009 for a frame larger than ``max_bytes`` — as
+    soon as the frame's header shows it, so an oversized payload is never buffered.
     """
     frames: list[tuple[int, bool, bytes]] = []
     end = len(buffer)
@@ -121,9 +142,14 @@ def parse_frames(buffer: bytes | bytearray) -> tuple[list[tuple[int, bool, bytes
             size = int.from_bytes(buffer[pos + 2 : pos + 10], "big")
             head = 10
         if first & 0x70:
-            raise Closed(1002, "protocol error: RSV bits set (no extension was negotiated)")
-        if size > MAX_MESSAGE_BYTES:
-            raise Closed(1009, f"frame of {size} bytes is too big")
+            raise _violation(1002, "protocol error: RSV bits set (no extension was negotiated)")
+        opcode = first & 0x0F
+        if opcode not in OPCODES:
+            raise _violation(1002, f"protocol error: reserved opcode {opcode:#x}")
+        if opcode >= OP_CLOSE and (size > _MAX_CONTROL_BYTES or not first & 0x80):
+            raise _violation(1002, "protocol error: control frame fragmented or over 125 bytes")
+        if size > max_bytes:
+            raise _violation(1009, f"frame of {size} bytes is over the {max_bytes}-byte limit")
         key = None
         if second & 0x80:
             if end - pos < head + 4:
@@ -136,16 +162,35 @@ def parse_frames(buffer: bytes | bytearray) -> tuple[list[tuple[int, bool, bytes
         payload = bytes(buffer[pos + head : stop])
         if key is not None:
             payload = apply_mask(payload, key)
-        frames.append((first & 0x0F, bool(first & 0x80), payload))
+        frames.append((opcode, bool(first & 0x80), payload))
         pos = stop
     return frames, pos
 
 
 def close_payload(data: bytes) -> tuple[int, str]:
-    """A close frame's (code, reason); 1005 when it carries no code (RFC 6455 §7.1.5)."""
-    if len(data) < 2:
+    """A close frame's (code, reason); 1005 when it carries no code (RFC 6455 §7.1.5).
+
+    Raises :class:`Closed` (``protocol_error``) for a one-byte payload or a code no endpoint
+    may send (1002), or a reason that is not UTF-8 (1007).
+    """
+    if not data:
         return 1005, ""
-    return (data[0] << 8) | data[1], data[2:].decode("utf-8", "replace")
+    if len(data) == 1:
+        raise _violation(1002, "protocol error: close frame with a one-byte payload")
+    code = (data[0] << 8) | data[1]
+    if not close_code_allowed(code):
+        raise _violation(1002, f"protocol error: close code {code} is not allowed on the wire")
+    try:
+        reason = data[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise _violation(1007, "protocol error: close reason is not UTF-8") from None
+    return code, reason
+
+
+def close_code_allowed(code: int) -> bool:
+    """Whether a peer may send ``code`` in a close frame (RFC 6455 §7.4 and the IANA
+    registry): 1000–1003, 1007–1014, and 3000–4999 (libraries, applications)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 # ---------------------------------------------------------------------- agent side

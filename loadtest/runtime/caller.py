@@ -1,7 +1,9 @@
 """One simulated call over a real WebSocket: the I/O around the conversation core (edge).
 
-:class:`CallDriver` (run by each Locust user) connects with capped, jittered retries, waits a
-random fraction of a frame (so a worker's callers are spread over the frame period instead of
+:class:`CallDriver` (run by each Locust user) connects with capped, jittered retries — the
+backoff grows with the caller's consecutive failures across calls and resets only when one
+connects (:class:`~loadtest.conversation.backoff.ConnectFailures`) — waits a random fraction
+of a frame (so a worker's callers are spread over the frame period instead of
 all falling due at once — a real phone's frame phase is arbitrary too), sends the protocol's
 opening messages, starts the conversation and then:
 
@@ -39,8 +41,10 @@ import gevent
 from gevent.event import Event
 
 from loadtest.conversation import (
+    ConnectFailures,
     Conversation,
     ConversationConfig,
+    Failure,
     FrameKind,
     ReconnectBackoff,
     TurnReport,
@@ -288,7 +292,11 @@ class CallDriver:
         self.config = config
         self.sink = sink
         self.rng = rng
-        self.backoff = ReconnectBackoff()
+        self.failures = ConnectFailures(
+            ReconnectBackoff(
+                base_ms=settings.reconnect_base_delay_ms, cap_ms=settings.reconnect_max_delay_ms
+            )
+        )
         self.tally = Tally(sink.stats, per_turn_stats=settings.per_turn_stats)
         self.new_transport = transport
         self._ids: CallIds | None = None  # the call in progress, for the per-turn log
@@ -298,8 +306,9 @@ class CallDriver:
         tally = self.tally
         timeout_s = min(10.0, self.settings.first_byte_timeout_ms / 1000 + 5)
         for attempt in range(self.settings.reconnect_max + 1):
-            if attempt:
-                gevent.sleep(self.backoff.delay_ms(attempt - 1, self.rng) / 1000)
+            delay_ms = self.failures.delay_ms(self.rng)  # grows across calls while they fail
+            if delay_ms:
+                gevent.sleep(delay_ms / 1000)
             tally.connect_attempt(retry=attempt > 0)
             transport = self.new_transport(self.settings)
             started = time.monotonic_ns()
@@ -307,8 +316,11 @@ class CallDriver:
                 transport.connect(self.settings.ws_url, timeout_s)
             except ConnectFailed as exc:
                 elapsed_ms = (time.monotonic_ns() - started) / 1e6
-                self._emit([tally.connect_failed(exc.error, exc.detail, elapsed_ms)])
+                self.failures.failed()
+                failed = tally.connect_failed(exc.error, exc.detail, elapsed_ms, at_s=time.time())
+                self._emit([failed])
                 continue
+            self.failures.connected()
             self._emit([tally.connected((time.monotonic_ns() - started) / 1e6)])
             return transport, started
         return None
@@ -319,6 +331,7 @@ class CallDriver:
         self.tally.call_placed()
         connected = self._connect()
         if connected is None:
+            self.tally.call_ended()
             return
         transport, connect_started = connected
         conversation = self.new_conversation()
@@ -353,6 +366,7 @@ class CallDriver:
                 )  # fmt: skip
             self._forward(conversation)
             self.tally.counters(conversation.counters)
+            self.tally.call_ended()
 
     def new_conversation(self) -> Conversation:
         """The next call's conversation: a scenario and turn plan drawn from this caller's rng."""
@@ -393,7 +407,12 @@ class CallDriver:
             scheduler.serve_overdue()
 
         def on_closed(exc: Closed) -> None:
-            conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
+            if exc.protocol_error:
+                self.tally.protocol_error()
+                failure = Failure.PROTOCOL_ERROR
+            else:
+                failure = Failure.CLOSED_MID_TURN
+            conversation.closed(time.monotonic_ns(), exc.code, exc.reason, failure=failure)
 
         transport.start_receiving(on_messages, on_closed, stream.fail)
         # The call's objects (plan, conversation, transport, stream) live as long as the call:

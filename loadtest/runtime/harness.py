@@ -2,8 +2,12 @@
 
 One :class:`Harness` per Locust process: the validated settings, the shared audio library, this
 process's measurement delta (workers ship and reset it), and on the master or a standalone
-process the merged run totals, the timeline windows, the Prometheus snapshot and the Azure
-Monitor poller. :mod:`loadtest.runtime.plugin` wires it to Locust's events.
+process the merged run totals, the timeline windows, the Prometheus snapshot, the Azure
+Monitor poller and the workers that went missing. Locust's master marks a worker *missing*
+when its heartbeats stop (about 3 s) and fires no event for it, so the master's harness
+looks at the worker list every second; a missing worker's calls in flight are what its
+reports said were started and not yet ended. :mod:`loadtest.runtime.plugin` wires it to
+Locust's events.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import os
 import random
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,7 @@ __all__ = [
 log = logging.getLogger("voice-loadtest")
 _ATTR = "voice_harness"
 _LAG_INTERVAL_S = 0.1
+_WORKER_WATCH_S = 1.0
 WINDOW_S = 5.0  # timeline resolution of the run summary / HTML report
 DRAIN_MESSAGE = "voice_drain"  # master → worker: end your calls, send your final report
 DRAINED_MESSAGE = "voice_drained"  # worker → master: the final report was sent before this
@@ -85,6 +91,12 @@ class Harness:
         self.run_ended_ns: int | None = None  # workers/standalone: the run's end was signalled
         self._draining: set[str] = set()  # master: workers whose final report is awaited
         self._drained = gevent.event.Event()
+        self.in_flight: dict[str, int] = {}  # master: worker id → calls started, not ended
+        self.workers_lost: list[dict[str, Any]] = []  # master: workers that went missing
+        self.stopped_by: str | None = None  # the signal that ended the run (SIGINT, SIGTERM)
+        self.calls_finished = False  # the calls were ended at once (see runtime.stopping)
+        self.final_reports: set[str] = set()  # master: workers whose final report is in
+        self.linger_over = gevent.event.Event()  # set to end --metrics-linger early
 
     # -------------------------------------------------------------- Sink protocol
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None:
@@ -155,10 +167,46 @@ class Harness:
             self.caches.add(str(identity["cache"]))
         self.scenarios.update(str(name) for name in identity.get("scenarios", ()))
 
-    def absorb(self, payload: dict[str, Any]) -> None:
+    def absorb(self, payload: dict[str, Any], worker: str | None = None) -> None:
         """Merge one worker delta (or this standalone process's own) into the run totals."""
         self.total.merge(payload)
         self.window.merge(payload)
+        if worker is not None:
+            counters = payload.get("counters", {})
+            started = int(counters.get("calls", 0)) - int(counters.get("calls_ended", 0))
+            self.in_flight[worker] = self.in_flight.get(worker, 0) + started
+
+    def watch_workers(self) -> None:
+        """Note workers Locust has marked missing since the last look (and forget one that
+        came back: its calls were not lost)."""
+        runner = self.environment.runner
+        clients = getattr(runner, "clients", None)
+        if clients is None:
+            return
+        states = {str(client.id): str(client.state) for client in clients.values()}
+        lost = {entry["worker"] for entry in self.workers_lost}
+        for worker, state in states.items():
+            if state == "missing" and worker not in lost:
+                calls = max(0, self.in_flight.get(worker, 0))
+                t_s = time.monotonic() - self.started_monotonic if self.started_monotonic else 0
+                self.workers_lost.append(
+                    {
+                        "worker": worker,
+                        "lost_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                        "t_s": round(t_s, 1),
+                        "calls_in_flight": calls,
+                    }
+                )
+                log.warning(
+                    "voice-loadtest: worker %s went missing with %d call(s) in flight",
+                    worker,
+                    calls,
+                )
+        self.workers_lost = [
+            entry
+            for entry in self.workers_lost
+            if states.get(entry["worker"], "missing") == "missing"
+        ]
 
     def start_background(self) -> None:
         """Health monitor (workers/standalone); timeline windows (master/standalone)."""
@@ -168,6 +216,8 @@ class Harness:
             self._greenlets.append(gevent.spawn(self._monitor_loop))
         if self.role != "worker":
             self._greenlets.append(gevent.spawn(self._window_loop))
+        if self.role == "master":
+            self._greenlets.append(gevent.spawn(self._watch_loop))
 
     def stop_background(self) -> None:
         for greenlet in self._greenlets:
@@ -193,6 +243,11 @@ class Harness:
         if self.role == "master":
             return {str(c.id): float(c.cpu_usage) for c in runner.clients.values()}
         return {"local": float(getattr(runner, "current_cpu_usage", 0.0) or 0.0)}
+
+    def _watch_loop(self) -> None:
+        while True:
+            gevent.sleep(_WORKER_WATCH_S)
+            self.watch_workers()
 
     def _window_loop(self) -> None:
         while True:
@@ -278,6 +333,8 @@ class Harness:
                 for m in (self.azure_poller.latest() if self.azure_poller else [])
             ],
             azure_monitor_errors=self.azure_poller.errors() if self.azure_poller else {},
+            workers_lost=len(self.workers_lost),
+            calls_lost=sum(entry["calls_in_flight"] for entry in self.workers_lost),
         )
 
     def start_azure_monitor(self) -> None:
@@ -310,6 +367,8 @@ class Harness:
             self.absorb(self.stats.take_delta())
         if self.window.counters or self.window.histograms["ttfb_ms"].count:
             self.close_window()
+        if self.role == "master":
+            self.watch_workers()
         runner = self.environment.runner
         settings = self.settings
         run = {
@@ -321,6 +380,7 @@ class Harness:
             "workers": max(self.peak_workers, len(runner.clients)) if self.role == "master" else 1,
             "target": settings.ws_url if settings else None,
             "role": self.role,
+            "stopped_by": self.stopped_by,
         }
         if self.role == "standalone":
             self.note_audio(self.audio_identity())
@@ -342,7 +402,13 @@ class Harness:
                 "errors": self.azure_poller.errors(),
             }
         return build_summary(
-            self.total, slo=self.slo, settings=shown, run=run, timeline=self.timeline, extra=extra
+            self.total,
+            slo=self.slo,
+            settings=shown,
+            run=run,
+            timeline=self.timeline,
+            workers_lost=self.workers_lost,
+            extra=extra,
         )
 
 

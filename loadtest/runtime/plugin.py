@@ -18,12 +18,17 @@ Hooks used (Locust's documented events):
   for its final report before Locust's quit stops listening, so answers that arrive during
   the stop grace are counted once everywhere — summary, CSV, ``/metrics``, per-turn log — and
   again as ``counts.after_run_time``;
-* ``quitting`` — the master (or standalone process) builds the summary, writes the JSON and
-  the HTML report beside it (:mod:`loadtest.metrics.report_cli`), prints the table and sets
-  the exit code to the SLO verdict; with ``--metrics-linger S`` it then keeps ``/metrics`` up
-  S seconds, so Prometheus scrapes the final totals and verdict (like k6's ``--linger``).
+* ``quitting`` — calls still running end at once and hand on their measurements (a signal;
+  :mod:`.stopping`), then the master (or standalone process) builds the summary, writes the
+  JSON (kept in a temporary file, or printed, if the reports folder fails; one line says
+  where) and the HTML report beside it (:mod:`loadtest.metrics.report_cli`), writes Locust's
+  HTML report when ``--locust-html`` asks, prints the table and sets the exit code to the SLO
+  verdict (128 + the signal after one); with ``--metrics-linger S`` it then keeps
+  ``/metrics`` up S seconds, so Prometheus scrapes the final totals and verdict (like k6's
+  ``--linger``).
 
-It also applies :mod:`.locust_fixes` (a worker must not stall on Locust's spawn messages).
+It also applies :mod:`.locust_fixes` (a worker must not stall on Locust's spawn messages; a
+full disk or a double stop must not end in a traceback) and :mod:`.stopping` (signals).
 
 Measurements reach Locust's own stats, CSV and HTML through ``events.request`` with
 ``request_type="voice"`` (milliseconds only at this boundary).
@@ -31,9 +36,9 @@ Measurements reach Locust's own stats, CSV and HTML through ``events.request`` w
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -46,9 +51,10 @@ from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from loadtest.errors import LoadtestError
 from loadtest.metrics.azure_monitor_config import parse_azure_monitor_config
-from loadtest.metrics.report_cli import default_report_path, write_report
+from loadtest.metrics.report_cli import default_report_path, save_summary, write_report
 from loadtest.metrics.slo import parse_slo
 from loadtest.metrics.summary import format_table
+from loadtest.runtime import stopping
 from loadtest.runtime.caller import flush_turn_log, hang_up_calls, resume_calls
 from loadtest.runtime.exporter import DEFAULT_METRICS_PORT
 from loadtest.runtime.harness import (
@@ -58,7 +64,11 @@ from loadtest.runtime.harness import (
     harness_of,
     option_dest,
 )
-from loadtest.runtime.locust_fixes import memoize_default_args
+from loadtest.runtime.locust_fixes import (
+    idempotent_user_stop,
+    memoize_default_args,
+    quiet_csv_disk_errors,
+)
 from loadtest.runtime.probe import PROBED_ENV, cache_rate, probe
 from loadtest.runtime.web_auth import enable_basic_auth
 from loadtest.settings import SETTINGS, parse_number
@@ -85,6 +95,8 @@ def _settle_csv(environment: Any) -> None:
 def register(events: Any) -> None:
     """Attach the harness to Locust's ``events`` (call once, from the locustfile)."""
     memoize_default_args()
+    idempotent_user_stop()
+    quiet_csv_disk_errors()
 
     def _add_options(parser: Any) -> None:
         # Locust's own add_argument (not a group's) understands is_secret/include_in_web_ui.
@@ -114,6 +126,13 @@ def register(events: Any) -> None:
         )
         group.add_argument(
             "--slo-file", default=None, include_in_web_ui=False, help="YAML with SLO overrides"
+        )
+        group.add_argument(
+            "--locust-html",
+            default=None,
+            include_in_web_ui=False,
+            help="write Locust's HTML report here after the summary (master/standalone; unlike "
+            "--html, a failed write ends in one line and the summary is kept)",
         )
         group.add_argument(
             "--metrics-port",
@@ -160,6 +179,7 @@ def register(events: Any) -> None:
         options = environment.parsed_options
         if options is not None:
             harness.serve(options.metrics_host, int(options.metrics_port))
+        stopping.install(environment, harness)
 
     def _test_start(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
@@ -203,7 +223,7 @@ def register(events: Any) -> None:
 
         def merge(client_id: str, data: dict[str, Any], **__: Any) -> None:
             if "voice" in data:
-                harness.absorb(data["voice"])
+                harness.absorb(data["voice"], worker=client_id)
             harness.note_audio(data.get("voice_audio") or {})
 
         def drain(environment: Any, msg: Any, **__: Any) -> None:
@@ -248,7 +268,12 @@ def register(events: Any) -> None:
     def _quitting(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
         if harness.role == "worker":
+            return  # Locust's own stop follows: the calls get the stop timeout to end
+        if harness.verdict is not None:  # a second shutdown (SIGTERM while /metrics lingers)
+            harness.linger_over.set()
             return
+        gevent.sleep(0)  # a signal's own handler notes it first (runtime.stopping)
+        stopping.finish_calls(environment, harness)
         harness.stop_background()
         summary = harness.summary()
         if harness.azure_poller is not None:
@@ -256,23 +281,49 @@ def register(events: Any) -> None:
         if harness.probe_failed:
             summary["slo"]["reasons"].insert(0, harness.probe_failed)
             summary["slo"]["verdict"], summary["slo"]["exit_code"] = "invalid", 2
-        path = getattr(environment.parsed_options, "summary_json", None)
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(json.dumps(summary, indent=2) + "\n")
+        code = summary["slo"]["exit_code"]
+        options = environment.parsed_options
+        path = getattr(options, "summary_json", None)
+        saved, problem = save_summary(summary, Path(path)) if path else (None, None)
         print("\n" + format_table(summary), flush=True)
-        if path:
-            print(f"summary: {path}", flush=True)
+        if problem:
+            print(f"voice-loadtest: error: {problem}", file=sys.stderr, flush=True)
+            code = 2  # the verdict is known, but not where the caller looks for it
+        elif saved:
+            print(f"summary: {saved}", flush=True)
             try:  # the HTML report beside it; a failure is one line, never a new verdict
-                html = write_report(Path(path), default_report_path(Path(path)))
-                print(f"report: {html}", flush=True)
+                report = write_report(saved, default_report_path(saved))
+                print(f"report: {report}", flush=True)
             except LoadtestError as exc:
                 log.error("voice-loadtest: no HTML report: %s", exc)
+        html = getattr(options, "locust_html", None)
+        if html and not _write_locust_html(environment, Path(html)):
+            code = 2
+        if harness.stopped_by:
+            print(f"voice-loadtest: stopped by signal ({harness.stopped_by})", flush=True)
+            code = 128 + signal.Signals[harness.stopped_by].value
         harness.verdict = summary["slo"]["verdict"]
-        environment.process_exit_code = summary["slo"]["exit_code"]
+        environment.process_exit_code = code
         if harness.linger_s and harness.serving:
             print(f"metrics: final values served for {harness.linger_s:g} s more", flush=True)
-            gevent.sleep(harness.linger_s)
+            harness.linger_over.wait(harness.linger_s)  # Ctrl-C ends it early
+
+    def _write_locust_html(environment: Any, path: Path) -> bool:
+        from locust.html import get_html_report
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            page = get_html_report(environment, show_download_link=False)  # type: ignore[no-untyped-call]
+            path.write_text(page, "utf-8")
+        except OSError as exc:
+            print(
+                f"voice-loadtest: error: cannot write Locust's report {path}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return False
+        return True
 
     events.init_command_line_parser.add_listener(_add_options)
     events.init.add_listener(_init)

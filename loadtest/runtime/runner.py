@@ -1,11 +1,20 @@
 """``voice-loadtest run``: a local distributed run in one command (edge: processes).
 
-Starts (optionally) the reference agent, places the run's one probe call
-(:mod:`loadtest.runtime.probe`; not with ``--no-probe``), then one Locust master and
+Checks the reports folder, starts (optionally) the reference agent, places the run's one
+probe call (:mod:`loadtest.runtime.probe`; not with ``--no-probe``), then one Locust master and
 ``--workers`` worker processes with rebalancing on, headless for ``--run-time``; the master
 writes the CSV, Locust's HTML, the summary JSON and the voice report (``summary.html``) and
 prints the summary and SLO table. The exit code is the SLO verdict (0 pass/warn, 1 fail, 2
-invalid run or set-up error). Ctrl-C stops every child cleanly.
+invalid run or set-up error).
+
+Stopping: every child dies with this process (:func:`~loadtest.procutil.spawn_child`) and
+sits in its own process group, so a terminal's Ctrl-C reaches only this process. SIGINT or
+SIGTERM here sends SIGINT to the master, which ends the calls, gathers the workers' last
+measurements and writes its reports (:mod:`loadtest.runtime.stopping`); the workers follow
+the master's quit, and whatever still runs after :data:`STOP_GRACE_S` is killed. The partial
+``summary.json`` and ``summary.html`` stay, "stopped by signal" is printed, and the exit code
+is 130 (SIGINT) or 143 (SIGTERM); a second signal kills the children at once. A master that
+dies on its own ends the run with one line and exit code 2.
 
 The caller knobs (``WS_URL``, ``TURNS_PER_USER``, …) reach every process as environment
 variables; flags given here override the inherited environment.
@@ -22,16 +31,22 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from loadtest.errors import ConfigError, LoadtestError
-from loadtest.procutil import free_port, stop_processes
+from loadtest.metrics.report_cli import check_reports_dir, write_report
+from loadtest.procutil import free_port, spawn_child, stop_processes
 from loadtest.runtime.probe import PROBED_ENV, cache_rate, probe
 from loadtest.settings import SETTINGS, parse_settings
 
-__all__ = ["add_run_arguments", "knob_environment", "run"]
+__all__ = ["STOP_GRACE_S", "add_run_arguments", "knob_environment", "run"]
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfile.py"
 AGENT_PATH = "/api/v1/media/stream"
+STOP_GRACE_S = 10.0
+"""After a signal: how long the master gets to gather the last measurements and write its
+reports before it is killed (it needs a few seconds)."""
+_WORKER_GRACE_S = 3.0  # then the workers, which the master told to quit
 
 
 def add_knob_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +123,7 @@ def _start_agent(
     port = free_port()
     command = [sys.executable, "-m", "loadtest", "agent", "--host", "127.0.0.1",
                "--port", str(port), *shlex.split(args.agent_args)]  # fmt: skip
-    agent = subprocess.Popen(command, env=env)
+    agent = spawn_child(command, env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if agent.poll() is not None:
@@ -122,8 +137,97 @@ def _start_agent(
     raise LoadtestError("the agent simulator did not become healthy within 30 s")
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _Interrupted(BaseException):
+    """A signal arrived (raised once, from the handler, wherever the run was waiting)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Signals:
+    """SIGINT/SIGTERM while the run lasts: the first interrupts, a second asks for haste."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.hurry = False
+        self.armed = True  # False once the run is winding down: a signal then only hurries it
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is None and self.armed:
+            self.signum = signum
+            raise _Interrupted(signum)
+        self.hurry = True
+
+
+def _reports_paths(args: argparse.Namespace) -> tuple[Path, str, str, str]:
+    """The reports folder and the summary, CSV prefix and HTML paths; each folder checked."""
+    reports: Path = args.reports_dir
+    check_reports_dir(reports)
+    summary = str(args.summary_json or reports / "summary.json")
+    csv = str(args.csv or reports / "locust")
+    html = str(args.html or reports / "locust.html")
+    for flag, value in (("--summary-json", summary), ("--csv", csv), ("--html", html)):
+        if Path(value).parent != reports:
+            check_reports_dir(Path(value).parent, flag=f"the folder of {flag}")
+    return reports, summary, csv, html
+
+
+def _wait(process: subprocess.Popen[bytes], timeout_s: float, signals: _Signals) -> bool:
+    """Wait up to ``timeout_s`` for ``process``; ``False`` if it still runs (or on haste)."""
+    deadline = time.monotonic() + timeout_s
+    while not signals.hurry and time.monotonic() < deadline:
+        try:
+            process.wait(timeout=0.1)
+            return True
+        except subprocess.TimeoutExpired:
+            continue
+    return process.poll() is not None
+
+
+def _stop_on_signal(
+    master: subprocess.Popen[bytes] | None,
+    children: list[subprocess.Popen[bytes]],
+    signals: _Signals,
+) -> None:
+    """The master first (it gathers the last measurements and writes the reports), then the
+    workers it told to quit, then whatever is left (the agent)."""
+    if master is not None and master.poll() is None:
+        master.send_signal(signal.SIGINT)
+        if not _wait(master, STOP_GRACE_S, signals):
+            master.kill()
+    workers = [c for c in children if c is not master]
+    deadline = time.monotonic() + _WORKER_GRACE_S
+    for child in workers:
+        if not _wait(child, max(0.0, deadline - time.monotonic()), signals):
+            child.send_signal(signal.SIGTERM)
+    stop_processes(children, grace_s=0.5 if signals.hurry else 2.0)
+
+
+def _finish_report(summary: str, since: float) -> str | None:
+    """After a signal or a killed master: the HTML report beside the summary JSON this run
+    wrote (at or after ``since``, epoch seconds: an older one is another run's), in case the
+    master could not write it; its path or None."""
+    try:
+        if Path(summary).stat().st_mtime < since:
+            return None
+    except OSError:
+        return None
+    try:
+        return str(write_report(Path(summary), Path(summary).with_suffix(".html")))
+    except LoadtestError as exc:
+        print(f"voice-loadtest: error: {exc}", file=sys.stderr)
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,51 +235,72 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.users < 1 or args.spawn_rate <= 0:
         raise ConfigError("--workers and --users must be >= 1 and --spawn-rate > 0")
     env = knob_environment(args, dict(os.environ))
-    reports = args.reports_dir
-    reports.mkdir(parents=True, exist_ok=True)
+    reports, summary, csv, html = _reports_paths(args)
+    started = time.time() - 1.0  # file times may be coarser than the clock
     children: list[subprocess.Popen[bytes]] = []
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        if args.with_agent:
-            agent, url = _start_agent(args, env)
-            children.append(agent)
-            env["WS_URL"] = url
-        settings = parse_settings(env)
-        if not settings.ws_url:
-            raise ConfigError("no target: set WS_URL / --ws-url, or use --with-agent")
-        if settings.probe:
-            probe(settings, cache_rate(settings.pcm_dir))
-            env[PROBED_ENV] = "1"  # the run's one probe was placed: the master must not repeat it
-        port = free_port()
-        summary = args.summary_json or str(reports / "summary.json")
-        master = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master", "--headless",
-            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-            "--expect-workers", str(args.workers),
-            "--expect-workers-max-wait", str(args.expect_workers_timeout),
-            "--enable-rebalancing", "-u", str(args.users), "-r", str(args.spawn_rate),
-            "-t", args.run_time, "--stop-timeout", "10",
-            "--csv", args.csv or str(reports / "locust"),
-            "--html", args.html or str(reports / "locust.html"),
-            "--summary-json", summary, "--host", settings.ws_url,
-            "--metrics-port", str(args.metrics_port), "--metrics-host", "127.0.0.1",
-            *(["--slo-file", str(args.slo)] if args.slo else []),
-            *shlex.split(args.locust_args),
-        ]  # fmt: skip
-        worker = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
-            "--master-host", "127.0.0.1", "--master-port", str(port), "--metrics-port", "0",
-        ]  # fmt: skip
-        master_process = subprocess.Popen(master, env=env)
-        children.append(master_process)
-        children += [subprocess.Popen(worker, env=env) for _ in range(args.workers)]
-        code = master_process.wait()  # the master wrote summary.json and summary.html
-        stop_processes(children)
-        return code
-    except KeyboardInterrupt:
-        print("voice-loadtest: stopping…", file=sys.stderr)
-        stop_processes(children)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        stop_processes(children, grace_s=5)
+    master_process: subprocess.Popen[bytes] | None = None
+    with _Signals() as signals:
+        try:
+            if args.with_agent:
+                agent, url = _start_agent(args, env)
+                children.append(agent)
+                env["WS_URL"] = url
+            settings = parse_settings(env)
+            if not settings.ws_url:
+                raise ConfigError("no target: set WS_URL / --ws-url, or use --with-agent")
+            if settings.probe:
+                probe(settings, cache_rate(settings.pcm_dir))
+                env[PROBED_ENV] = "1"  # placed here: the master must not probe again
+            port = free_port()
+            master = [
+                sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master", "--headless",
+                "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                "--expect-workers", str(args.workers),
+                "--expect-workers-max-wait", str(args.expect_workers_timeout),
+                "--enable-rebalancing", "-u", str(args.users), "-r", str(args.spawn_rate),
+                "-t", args.run_time, "--stop-timeout", "10",
+                "--csv", csv, "--locust-html", html,
+                "--summary-json", summary, "--host", settings.ws_url,
+                "--metrics-port", str(args.metrics_port), "--metrics-host", "127.0.0.1",
+                *(["--slo-file", str(args.slo)] if args.slo else []),
+                *shlex.split(args.locust_args),
+            ]  # fmt: skip
+            worker = [
+                sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+                "--master-host", "127.0.0.1", "--master-port", str(port), "--metrics-port", "0",
+            ]  # fmt: skip
+            master_process = spawn_child(master, env)
+            children.append(master_process)
+            children += [spawn_child(worker, env) for _ in range(args.workers)]
+            code = master_process.wait()
+            signals.armed = False
+            stop_processes(children)
+            if code < 0:
+                name = signal.Signals(-code).name
+                print(
+                    f"voice-loadtest: error: the Locust master was killed ({name}) before the run "
+                    f"ended; partial reports, if any, are in {reports}",
+                    file=sys.stderr,
+                )
+                _finish_report(summary, started)
+                return 2
+            return code  # the master wrote summary.json and summary.html
+        except _Interrupted as interrupted:
+            name = signal.Signals(interrupted.signum).name
+            print(
+                f"voice-loadtest: {name}: ending the calls and writing the partial reports…",
+                file=sys.stderr,
+                flush=True,
+            )
+            _stop_on_signal(master_process, children, signals)
+            report = _finish_report(summary, started)
+            written = f"{summary}, {report}" if report else "none"
+            print(
+                f"voice-loadtest: stopped by signal ({name}); partial reports: {written}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 128 + interrupted.signum
+        finally:
+            signals.armed = False
+            stop_processes(children, grace_s=0.5 if signals.hurry else 5)

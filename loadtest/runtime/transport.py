@@ -20,8 +20,14 @@ message). Here:
   messages handed over with the instant the read returned — no greenlet switch, watcher
   start/stop or failed ``recv`` per message. Pings are answered, fragmented messages
   reassembled, a close frame is echoed and reported after the messages that preceded it.
-  Text is never validated as UTF-8 (decoded with ``replace``): validation in Python is the
-  receive trap that starves the senders.
+  Text is checked as UTF-8 by ``bytes.decode`` (C speed; websocket-client's pure-Python
+  validator is the receive trap that starves the senders, hence ``skip_utf8_validation``).
+* **strict**: what RFC 6455 says a client must fail the connection for — a reserved opcode,
+  RSV bits, a fragmented or oversized control frame, text that is not UTF-8, a close code no
+  endpoint may send, a new message inside a fragmented one, a frame or message larger than
+  ``WS_MAX_MESSAGE_BYTES`` (refused from its header, never buffered) — ends the connection
+  with a close frame of the matching code (1002, 1007, 1009) and a :class:`Closed` whose
+  ``protocol_error`` is set: the call fails as ``protocol_error``.
 
 Errors translate at this boundary: the upgrade's into :class:`ConnectFailed` (a stable error
 name: a *measurement*), everything after into :class:`Closed`. Under gevent every blocking
@@ -46,7 +52,6 @@ import websocket
 from gevent.socket import wait as _wait
 
 from loadtest.protocols.wsframes import (
-    MAX_MESSAGE_BYTES,
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,
@@ -68,6 +73,12 @@ __all__ = [
 ]
 
 _BENIGN_CLOSE_CODES = frozenset({1000, 1001, 1006})
+
+
+def _violation(code: int, reason: str) -> Closed:
+    return Closed(code, reason, protocol_error=True)
+
+
 _READ_BYTES = 32768  # one read per readiness event: bounds the work done in one callback
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
@@ -156,6 +167,8 @@ class WebSocketTransport:
         self._broken: Closed | None = None  # a send failed: the connection is gone
         self._send_raw: Callable[[bytes], int] | None = None  # None: not writable (any more)
         self._recv_raw: Callable[[int], bytes] | None = None
+        self._max_bytes = settings.ws_max_message_bytes
+        self._failed = False  # the peer broke the protocol: the connection was failed
 
     def _headers(self) -> list[str]:
         headers = [
@@ -317,6 +330,8 @@ class WebSocketTransport:
                     return
         except Closed as exc:
             self.stop_receiving()
+            if exc.protocol_error:
+                self._fail(exc.code)
             if self._on_closed is not None:
                 self._on_closed(exc)
         except Exception as exc:  # a bug in a callback: hand it to the call, not to the hub
@@ -349,14 +364,21 @@ class WebSocketTransport:
             self._reader.start(self._on_readable)
             self._on_readable()
 
+    def _fail(self, code: int) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): close frame with ``code``, read no more."""
+        self._failed = True
+        self._buffer.clear()
+        self._fragments, self._fragment_opcode, self._fragment_bytes = [], 0, 0
+        self._send_close(code)
+
     def _messages(self, data: bytes) -> list[str | bytes]:
-        buffer = self._buffer
+        buffer, limit = self._buffer, self._max_bytes
         if buffer:
             buffer += data
-            frames, used = parse_frames(buffer)
+            frames, used = parse_frames(buffer, limit)
             del buffer[:used]
         else:  # the common case: parse the read itself, keep only a trailing partial frame
-            frames, used = parse_frames(data)
+            frames, used = parse_frames(data, limit)
             if used < len(data):
                 buffer += data[used:]
         messages: list[str | bytes] = []
@@ -373,22 +395,27 @@ class WebSocketTransport:
                 continue
             if opcode == OP_CONT:
                 if not self._fragment_opcode:
-                    raise Closed(1002, "protocol error: continuation without a first frame")
+                    raise _violation(1002, "protocol error: continuation without a first frame")
                 self._fragments.append(payload)
                 self._fragment_bytes += len(payload)
-                if self._fragment_bytes > MAX_MESSAGE_BYTES:
-                    raise Closed(1009, "message too big")
+                if self._fragment_bytes > limit:
+                    raise _violation(1009, f"message over the {limit}-byte limit")
                 if not fin:
                     continue
                 opcode, payload = self._fragment_opcode, b"".join(self._fragments)
                 self._fragments, self._fragment_opcode, self._fragment_bytes = [], 0, 0
+            elif self._fragment_opcode:
+                raise _violation(1002, "protocol error: a new message inside a fragmented one")
             elif not fin:
                 self._fragment_opcode = opcode
                 self._fragments, self._fragment_bytes = [payload], len(payload)
                 continue
             if opcode == OP_TEXT:
-                messages.append(payload.decode("utf-8", "replace"))
-            elif opcode == OP_BINARY:
+                try:
+                    messages.append(payload.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise _violation(1007, "protocol error: text message is not UTF-8") from None
+            else:
                 messages.append(payload)
         return messages
 
@@ -413,7 +440,7 @@ class WebSocketTransport:
             with gevent.Timeout(timeout_s, False):
                 if self._flusher is not None:
                     self._flusher.join()
-                while self._closed is None and self._broken is None:
+                while self._closed is None and self._broken is None and not self._failed:
                     data = self._recv_nowait()
                     if data is None:
                         _wait(self._read_watcher)

@@ -7,13 +7,19 @@ bytes in the ``sha256`` metadata entry. Authentication is chosen by
 messages pass through :func:`~loadtest.storage.base.redact` first, so neither account keys
 nor SAS tokens can reach a message. The SDK's clients are thread-safe, so one store serves a
 thread pool.
+
+With a :class:`~loadtest.storage.retry.RetryWindow` (the CLI's ``--timeout``) the SDK's own
+retries are off, each HTTP attempt is bounded (connect 10 s, read 30 s), and a call that fails
+transiently — the account unreachable, a connection dropped mid-download, HTTP 408, 429 or
+5xx — is retried whole within the window (a download is read completely before its bytes are
+handed on, so a retry never repeats a chunk).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.exceptions import (
     AzureError,
@@ -22,6 +28,7 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceNotFoundError,
     ServiceRequestError,
+    ServiceResponseError,
 )
 from azure.storage.blob import ContainerClient, ContentSettings
 
@@ -35,6 +42,7 @@ from loadtest.storage.base import (
     redact,
     safe_url,
 )
+from loadtest.storage.retry import RetryWindow
 from loadtest.storage.settings import BlobAuth, BlobSettings
 
 __all__ = ["BlobStore", "describe_azure_error"]
@@ -49,6 +57,16 @@ _AUTH_HINTS = {
     ),
 }
 _AUTH_HINT = "check the storage credentials"
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_ATTEMPT_TIMEOUTS = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 30}
+T = TypeVar("T")
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth retrying: no answer, a dropped connection, or a busy or failing service."""
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return True
+    return isinstance(exc, HttpResponseError) and exc.status_code in _TRANSIENT_STATUS
 
 
 def _first_line(text: str, limit: int = 160) -> str:
@@ -123,23 +141,54 @@ class BlobStore:
     """
 
     def __init__(
-        self, client: ContainerClient, *, prefix: str, auth_hint: str = _AUTH_HINT
+        self,
+        client: ContainerClient,
+        *,
+        prefix: str,
+        auth_hint: str = _AUTH_HINT,
+        window: RetryWindow | None = None,
     ) -> None:
         self._client = client
         self._auth_hint = auth_hint
+        self._window = window
         self._prefix = prefix
         self._container = client.container_name
         self._url = safe_url(client.url).rstrip("/")
 
     @classmethod
-    def from_settings(cls, settings: BlobSettings, **client_options: Any) -> BlobStore:
+    def from_settings(
+        cls, settings: BlobSettings, *, window: RetryWindow | None = None, **client_options: Any
+    ) -> BlobStore:
         """A store for ``settings``; ``client_options`` go to ``ContainerClient`` (e.g.
         ``retry_total``, ``max_single_get_size``, ``max_chunk_get_size``, ``connection_timeout``).
+        With ``window``, retries are the window's (see the module docstring).
 
         Raises :class:`ConfigError` for a malformed connection string or URL.
         """
-        client = _client(settings, dict(client_options))
-        return cls(client, prefix=settings.prefix, auth_hint=_AUTH_HINTS[settings.auth])
+        options = {**(_ATTEMPT_TIMEOUTS if window is not None else {}), **client_options}
+        client = _client(settings, options)
+        return cls(
+            client, prefix=settings.prefix, auth_hint=_AUTH_HINTS[settings.auth], window=window
+        )
+
+    def _call(self, what: str, attempt: Callable[[], T]) -> T:
+        """``attempt()``, retried within the window (if any); Azure errors translated."""
+        try:
+            if self._window is None:
+                return attempt()
+            return self._window.run(
+                what,
+                attempt,
+                transient=_transient,
+                describe=lambda exc: describe_azure_error(
+                    exc,  # type: ignore[arg-type]
+                    what,
+                    self._container,
+                    self._auth_hint,
+                ).removeprefix(f"{what}: "),
+            )
+        except AzureError as exc:
+            raise self._error(exc, what) from exc
 
     @property
     def location(self) -> str:
@@ -158,51 +207,57 @@ class BlobStore:
         return StorageError(message)
 
     def create_container(self) -> bool:
-        try:
-            self._client.create_container()
-        except ResourceExistsError:
-            return False
-        except AzureError as exc:
-            raise self._error(exc, f"create container {self._url}") from exc
-        return True
+        def create() -> bool:
+            try:
+                self._client.create_container()
+            except ResourceExistsError:
+                return False
+            return True
+
+        return self._call(f"create container {self._url}", create)
 
     def list_objects(self) -> list[StoredObject]:
+        return self._call(f"list {self.location}", self._list)
+
+    def _list(self) -> list[StoredObject]:
         objects = []
-        try:
-            blobs = self._client.list_blobs(
-                name_starts_with=self._prefix or None, include=["metadata"]
-            )
-            for blob in blobs:
-                name = str(blob.name)[len(self._prefix) :]
-                if not name or "/" in name:
-                    continue  # a deeper "folder": another cache, never ours to touch
-                metadata = blob.metadata or {}
-                objects.append(
-                    StoredObject(
-                        name=name,
-                        size=int(blob.size),
-                        sha256=metadata.get(METADATA_SHA256),
-                        last_modified=blob.last_modified,
-                    )
+        blobs = self._client.list_blobs(name_starts_with=self._prefix or None, include=["metadata"])
+        for blob in blobs:
+            name = str(blob.name)[len(self._prefix) :]
+            if not name or "/" in name:
+                continue  # a deeper "folder": another cache, never ours to touch
+            metadata = blob.metadata or {}
+            objects.append(
+                StoredObject(
+                    name=name,
+                    size=int(blob.size),
+                    sha256=metadata.get(METADATA_SHA256),
+                    last_modified=blob.last_modified,
                 )
-        except AzureError as exc:
-            raise self._error(exc, f"list {self.location}") from exc
+            )
         return sorted(objects, key=lambda o: o.name)
 
     def get(self, name: str) -> Iterator[bytes]:
         key = self._key(name)
+        what = f"download {self._url}/{key}"
+        if self._window is not None:  # whole, so that a retry starts from the first byte
+            yield from self._call(
+                what, lambda: list(self._client.download_blob(key, max_concurrency=1).chunks())
+            )
+            return
         try:
             downloader = self._client.download_blob(key, max_concurrency=1)
             yield from downloader.chunks()
         except AzureError as exc:
-            raise self._error(exc, f"download {self._url}/{key}") from exc
+            raise self._error(exc, what) from exc
 
     def put(self, name: str, source: Path, *, sha256: str) -> None:
         key = self._key(name)
         content_type = (
             "application/x-ndjson" if name == MANIFEST_NAME else "application/octet-stream"
         )
-        try:
+
+        def upload() -> None:
             with source.open("rb") as handle:
                 self._client.upload_blob(
                     key,
@@ -212,20 +267,23 @@ class BlobStore:
                     metadata={METADATA_SHA256: sha256},
                     content_settings=ContentSettings(content_type=content_type),
                 )
+
+        try:
+            self._call(f"upload {self._url}/{key}", upload)
         except OSError as exc:
             raise StorageError(f"cannot read {source}: {exc.strerror or exc}") from exc
-        except AzureError as exc:
-            raise self._error(exc, f"upload {self._url}/{key}") from exc
 
     def delete(self, name: str) -> None:
         key = self._key(name)
-        try:
-            self._client.delete_blob(key)
-        except ResourceNotFoundError as exc:
-            if getattr(exc, "error_code", None) == "ContainerNotFound":
-                raise self._error(exc, f"delete {self._url}/{key}") from exc
-        except AzureError as exc:
-            raise self._error(exc, f"delete {self._url}/{key}") from exc
+
+        def remove() -> None:
+            try:
+                self._client.delete_blob(key)
+            except ResourceNotFoundError as exc:
+                if getattr(exc, "error_code", None) == "ContainerNotFound":
+                    raise
+
+        self._call(f"delete {self._url}/{key}", remove)
 
     def close(self) -> None:
         """Release the HTTP connections."""

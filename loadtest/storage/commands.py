@@ -2,7 +2,8 @@
 
 Wiring (in :mod:`loadtest.cli`): ``add_storage_arguments(audio_sub)`` adds the three actions
 to the ``audio`` group. Handlers return 0; failures raise from the :mod:`loadtest.errors` tree
-and the CLI prints one line and exits 1.
+and the CLI prints one line and exits with the error's code (2 when the store stayed
+unreachable for the whole ``--timeout``; each retry before that is one line on stderr).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from loadtest.audio.commands import default_audio_dir
 from loadtest.storage.base import AudioStore
+from loadtest.storage.retry import DEFAULT_TIMEOUT_S, RetryWindow
 from loadtest.storage.settings import (
     ACCOUNT_URL_VAR,
     CONNECTION_STRING_VAR,
@@ -44,8 +46,13 @@ _AUTH_EPILOG = "\n".join(
 )
 
 
+def _announce(line: str) -> None:
+    tqdm.write(f"voice-loadtest: {line}", file=sys.stderr)
+
+
 def open_store(args: argparse.Namespace) -> AudioStore:
-    """The Blob store the environment and ``--container``/``--prefix`` point at."""
+    """The Blob store the environment and ``--container``/``--prefix`` point at, retrying
+    within ``--timeout`` seconds."""
     from loadtest.storage.blob import BlobStore
 
     # azure-identity logs every credential it tried at WARNING; with logging unconfigured,
@@ -54,7 +61,8 @@ def open_store(args: argparse.Namespace) -> AudioStore:
     if identity_log.level == logging.NOTSET:
         identity_log.setLevel(logging.ERROR)
     settings = blob_settings_from_env(os.environ, container=args.container, prefix=args.prefix)
-    return BlobStore.from_settings(settings)
+    window = RetryWindow(args.timeout, on_retry=_announce)
+    return BlobStore.from_settings(settings, window=window)
 
 
 def _close(store: AudioStore) -> None:
@@ -97,6 +105,14 @@ def _parser(
     )
     parser.add_argument(
         "--prefix", help=f"name prefix in the container, e.g. caches/v1/ (default: ${PREFIX_VAR})"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="give up (exit code 2) when Blob Storage stays unreachable this long overall; "
+        "each retry is announced (default: %(default)g)",
     )
     return parser
 

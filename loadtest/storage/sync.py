@@ -26,7 +26,13 @@ from typing import Protocol
 
 from loadtest.audio.cache import inspect_cache, write_bytes_atomic
 from loadtest.audio.manifest import MANIFEST_NAME, parse_manifest, sha256_hex
-from loadtest.errors import AudioError, ConfigError, LoadtestError, StorageError
+from loadtest.errors import (
+    AudioError,
+    ConfigError,
+    LoadtestError,
+    StorageError,
+    StorageUnreachable,
+)
 from loadtest.storage.base import (
     AudioStore,
     LocalFile,
@@ -135,7 +141,8 @@ def _failed(action: str, failures: dict[str, LoadtestError], after: str) -> Stor
     """One line: which files failed, the first reason, and the state left behind."""
     names = list(failures)
     listed = ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
-    return StorageError(
+    unreachable = any(isinstance(exc, StorageUnreachable) for exc in failures.values())
+    return (StorageUnreachable if unreachable else StorageError)(
         f"{action}: {len(names)} file(s) failed ({listed}); first error: "
         f"{failures[names[0]]}; {after}"
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -211,16 +212,26 @@ class AgentProcess:
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Scraped ``/metrics``: ``{(sample name, sorted labels): value}``."""
+        return self._scrape()[0]
+
+    def _scrape(self) -> tuple[dict[tuple[str, tuple[tuple[str, str], ...]], float], set[str]]:
         status, text = self.http_get("/metrics", self.metrics_port)
         assert status == 200
         out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        families = set()
         for family in text_string_to_metric_families(text):
+            families.add(family.name)
             for sample in family.samples:
                 out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return out
+        return out, families
 
     def metric(self, name: str, **labels: str) -> float:
-        return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+        """One sample's value; 0 for a label set the family has not counted yet. A name no
+        family exports fails (so an assertion on a misspelt metric cannot pass on the 0)."""
+        samples, families = self._scrape()
+        family = re.sub(r"_(total|count|sum|bucket|created)$", "", name)
+        assert family in families or name in families, f"{name}: no such metric exported"
+        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
     def stop(self, timeout_s: float = 20.0) -> int:
         """SIGTERM, wait, return the exit code (logs are complete afterwards)."""

@@ -6,6 +6,7 @@ import base64
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,9 +16,10 @@ from azure.storage.blob import ContainerClient
 
 from loadtest.audio.cache import load_cache
 from loadtest.audio.manifest import MANIFEST_NAME
-from loadtest.errors import StorageError
+from loadtest.errors import StorageError, StorageUnreachable
 from loadtest.storage.base import StoredObject
 from loadtest.storage.blob import BlobStore
+from loadtest.storage.retry import RetryWindow
 from loadtest.storage.settings import blob_settings_from_env
 from loadtest.storage.sync import pull_cache, push_cache
 from tests.integration.conftest import AZURITE_KEY, REPO_ROOT, Azurite
@@ -207,6 +209,61 @@ def test_interrupted_pull_leaves_no_partial_file(
     assert f"file(s) failed ({first}, " in message and "first error: download " in message
     assert _pcm_names(target) == []
     assert sorted(p.name for p in target.iterdir()) == []  # no temp file, no manifest
+
+
+def test_azurite_killed_mid_pull_is_retried_until_the_timeout_then_one_error(
+    azurite_factory: Callable[[], Azurite], espeak_cache_dir: Path, tmp_path: Path
+) -> None:
+    server = azurite_factory()
+    settings = blob_settings_from_env(_env(server, "killed"))
+    BlobStore.from_settings(settings).create_container()
+    push_cache(BlobStore.from_settings(settings), espeak_cache_dir)
+    lines: list[str] = []
+    window = RetryWindow(6.0, on_retry=lines.append)
+    store = BlobStore.from_settings(settings, window=window)
+
+    class KilledAfterTheFirstFile(RecordingStore):
+        def get(self, name: str) -> Iterator[bytes]:
+            if name != MANIFEST_NAME and server.process.poll() is None:
+                yield from self.inner.get(name)
+                server.process.kill()  # no goodbye: the next request finds nobody listening
+                server.process.wait()
+                return
+            yield from self.inner.get(name)
+
+    target = tmp_path / "pulled"
+    started = time.monotonic()
+    with pytest.raises(StorageUnreachable) as info:
+        pull_cache(KilledAfterTheFirstFile(store), target, concurrency=1)
+    elapsed = time.monotonic() - started
+    store.close()
+    assert elapsed < 6.0 + 11.0  # the window, plus at most one bounded attempt
+    message = str(info.value)
+    assert "\n" not in message and "gave up when --timeout (6 s) ran out" in message
+    assert "cannot reach the storage account" in message
+    assert lines and all(line.startswith("Blob unreachable (") for line in lines)
+    assert [int(line.split("retry ")[1].split()[0]) for line in lines] == list(
+        range(1, len(lines) + 1)
+    )
+    assert len(_pcm_names(target)) == 1  # the verified file is kept, nothing half-written
+    assert sorted(p.name for p in target.iterdir()) == _pcm_names(target)  # no temp, manifest
+
+
+def test_cli_pull_with_blob_down_gives_up_within_its_timeout(
+    azurite_factory: Callable[[], Azurite], tmp_path: Path
+) -> None:
+    server = azurite_factory()
+    env = _env(server, "down")
+    server.stop()
+    started = time.monotonic()
+    run = _cli("pull", str(tmp_path / "pulled"), "--timeout", "5", env=env)
+    elapsed = time.monotonic() - started
+    assert run.returncode == 2, run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    retries = [line for line in run.stderr.splitlines() if "Blob unreachable" in line]
+    assert len(errors) == 1 and "gave up when --timeout (5 s) ran out" in errors[0], run.stderr
+    assert retries and "retry 1 in " in retries[0] and "Traceback" not in run.stderr
+    assert elapsed < 5 + 11 + 10  # the timeout, one bounded attempt, interpreter start-up
 
 
 def test_delete_prunes_only_stale_blobs_under_the_prefix(

@@ -211,6 +211,11 @@ def test_losing_workers_mid_run_redispatches_their_callers_and_still_reports(
     summary = _read_reports(master, tmp_path)
     assert code == summary["slo"]["exit_code"], logs[-3000:]  # the verdict, not a crash
     assert code == 0, summary["slo"]  # calls cut short by the stops are not failures
+    # The worker that quit is gone by the rules; the killed one is reported, and the run
+    # that lost it is a warn, not a pass.
+    (lost,) = summary["workers_lost"]
+    assert summary["slo"]["verdict"] == "warn"
+    assert summary["counts"]["worker_lost"] == lost["calls_in_flight"]
     assert summary["metrics"]["ttfb_ms"]["count"] > 0
     assert "Traceback" not in logs
     assert (tmp_path / "locust.html").is_file()

@@ -12,7 +12,13 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from loadtest.protocols.wsframes import Closed, encode_frame, parse_frames
+from loadtest.protocols.wsframes import (
+    Closed,
+    close_code_allowed,
+    close_payload,
+    encode_frame,
+    parse_frames,
+)
 
 
 def _parse_client_frame(data: bytes) -> Frame:
@@ -83,3 +89,60 @@ def test_a_masked_server_frame_is_unmasked() -> None:
     frame = Frame(Opcode.TEXT, b"masked anyway").serialize(mask=True)
     frames, _ = parse_frames(frame)
     assert frames == [(0x1, True, b"masked anyway")]
+
+
+@pytest.mark.parametrize("opcode", [0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF])
+def test_a_reserved_opcode_fails_the_connection(opcode: int) -> None:
+    good = _server(Opcode.TEXT, b"before")
+    with pytest.raises(Closed) as caught:
+        parse_frames(good + bytes((0x80 | opcode, 0)))
+    assert caught.value.code == 1002 and caught.value.protocol_error
+    assert f"reserved opcode {opcode:#x}" in caught.value.reason
+
+
+def test_an_oversized_frame_is_refused_from_its_header_alone() -> None:
+    header = bytes((0x81, 127)) + (16 << 20).to_bytes(8, "big")  # 16 MiB announced, none sent
+    with pytest.raises(Closed) as caught:
+        parse_frames(header, max_bytes=1 << 20)
+    assert caught.value.code == 1009 and caught.value.protocol_error
+    frames, used = parse_frames(_server(Opcode.BINARY, b"\x00" * 2048), max_bytes=2048)
+    assert len(frames) == 1 and used == 2048 + 4  # exactly the limit is allowed
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        bytes((0x09, 1)) + b"p",  # a fragmented ping
+        bytes((0x89, 126)) + (126).to_bytes(2, "big") + b"p" * 126,  # a control frame > 125
+    ],
+)
+def test_bad_control_frames_fail_the_connection(frame: bytes) -> None:
+    with pytest.raises(Closed) as caught:
+        parse_frames(frame)
+    assert caught.value.code == 1002 and caught.value.protocol_error
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"\x03", 1002),  # one byte: half a code
+        ((1005).to_bytes(2, "big"), 1002),  # reserved: "no status", never on the wire
+        ((1006).to_bytes(2, "big"), 1002),
+        ((1015).to_bytes(2, "big"), 1002),
+        ((999).to_bytes(2, "big"), 1002),
+        ((2000).to_bytes(2, "big"), 1002),
+        ((5000).to_bytes(2, "big"), 1002),
+        ((1000).to_bytes(2, "big") + b"\xff\xfe", 1007),  # a reason that is not UTF-8
+    ],
+)
+def test_bad_close_frames_fail_the_connection(payload: bytes, code: int) -> None:
+    with pytest.raises(Closed) as caught:
+        close_payload(payload)
+    assert caught.value.code == code and caught.value.protocol_error
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999])
+def test_good_close_codes_pass(code: int) -> None:
+    assert close_code_allowed(code)
+    assert close_payload(code.to_bytes(2, "big") + "bye ✓".encode()) == (code, "bye ✓")
+    assert close_payload(b"") == (1005, "")

@@ -46,3 +46,21 @@ def test_constant_factor_and_bad_settings() -> None:
     ):
         with pytest.raises(ConfigError):
             ReconnectBackoff(**bad)
+
+
+def test_failures_grow_the_wait_across_calls_and_a_connect_resets_it() -> None:
+    from loadtest.conversation import ConnectFailures
+
+    failures = ConnectFailures(ReconnectBackoff(base_ms=100.0, cap_ms=1_000.0))
+    rng = random.Random(4)
+    assert failures.delay_ms(rng) == 0.0  # nothing failed yet: connect at once
+    ceilings = []
+    for _ in range(6):  # e.g. two calls of three attempts each, all refused
+        failures.failed()
+        ceilings.append(failures.backoff.ceiling_ms(failures.count - 1))
+        assert 0.0 <= failures.delay_ms(rng) <= ceilings[-1]
+    assert ceilings == [100.0, 200.0, 400.0, 800.0, 1_000.0, 1_000.0]
+    waits = [failures.delay_ms(rng) for _ in range(2_000)]
+    assert 400.0 < sum(waits) / len(waits) < 600.0  # at the cap: one attempt per cap / 2
+    failures.connected()
+    assert failures.count == 0 and failures.delay_ms(rng) == 0.0

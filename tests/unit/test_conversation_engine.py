@@ -615,6 +615,15 @@ def test_closed_mid_turn_fails_the_turn() -> None:
     assert call.conv.done and call.conv.frames_due(call.now_ns + MS) == []
 
 
+def test_a_protocol_error_fails_the_turn_by_its_own_name() -> None:
+    call = Call(Conversation(make_plan(False, False), config())).start()
+    call.run_until(T0 + 1_200 * MS)
+    call.conv.closed(call.now_ns, 1009, "frame too big", failure=Failure.PROTOCOL_ERROR)
+    (sample,) = [e for e in call.conv.events() if isinstance(e, Sample)]
+    assert sample.metric is Metric.TURN and sample.failure is Failure.PROTOCOL_ERROR
+    assert "1009" in sample.detail
+
+
 def test_closed_during_a_barge_in_ends_it_as_closed() -> None:
     call, _ = barge_call()
     call.run_until(T0 + 2_900 * MS)

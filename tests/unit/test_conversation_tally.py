@@ -52,17 +52,15 @@ def test_an_unanswered_turn_fails_with_its_error_name_and_no_latency() -> None:
     stats = VoiceStats()
     call = Call(Conversation(make_plan(False), config(first_byte_timeout_ms=2_000))).start()
     samples = _run(call, T0 + 10_000 * MS, Tally(stats))
-    assert [(s.name, s.error) for s in samples] == [
-        ("ttfb", "ttfb_timeout"),
-        ("turn", "ttfb_timeout"),
-    ]
+    # One failure, one count: the turn carries the cause; the TTFB row is no second failure.
+    assert [(s.name, s.error) for s in samples] == [("turn", "ttfb_timeout")]
     assert stats.total("turns") == 1 and stats.total("turns_ok") == 0
     assert stats.per_scenario("turns") == {"demo": 1} and stats.per_scenario("turns_ok") == {}
     assert stats.histograms["ttfb_ms"].count == 0 and stats.histograms["turn_ms"].count == 0
-    assert stats.errors == {"ttfb_timeout": 2}  # the ttfb and the turn request both failed
+    assert stats.errors == {"ttfb_timeout": 1}
     summary = build_summary(stats)
     assert summary["rates"]["turn_success"] == 0.0
-    assert summary["counts"]["failures"] == {"ttfb_timeout": 2}
+    assert summary["counts"]["failures"] == {"ttfb_timeout": 1}
 
 
 def test_a_barge_in_is_counted_timed_and_its_talk_over_heard() -> None:
@@ -108,7 +106,7 @@ def test_the_connect_sample_comes_from_the_upgrade_not_the_conversation() -> Non
     tally = Tally(stats)
     tally.call_placed()
     tally.connect_attempt(retry=False)
-    failed = tally.connect_failed("connect_refused", "connection refused", 3.0)
+    failed = tally.connect_failed("connect_refused", "connection refused", 3.0, at_s=1_000.0)
     tally.connect_attempt(retry=True)
     ok = tally.connected(12.5)
     assert failed == RequestSample("connect", 3.0, "connect_refused", "connection refused")
@@ -119,7 +117,9 @@ def test_the_connect_sample_comes_from_the_upgrade_not_the_conversation() -> Non
     conv = Conversation(make_plan(False), config())
     conv.start(T0, connect_started_ns=T0 - 42 * MS)
     assert tally.events(conv.events(), benign_close=False) == []  # not counted twice
-    assert build_summary(stats)["rates"]["connection_success"] == 0.5
+    summary = build_summary(stats)
+    assert summary["rates"]["connection_success"] == 0.5
+    assert summary["outage"] is not None and summary["outage"]["failed_attempts"] == 1
 
 
 def test_the_stream_gives_the_realtime_factor() -> None:
@@ -142,3 +142,32 @@ def test_counted_conversation_fields_become_declared_counters() -> None:
     assert stats.total("stray_audio_frames") == 0
     with pytest.raises(KeyError):
         stats.total("inbound_audio")  # counted by the engine, not a run counter
+
+
+def test_answers_after_the_run_time_count_everywhere_and_are_also_counted_as_late() -> None:
+    stats = VoiceStats()
+    call = Call(Conversation(make_plan(False), config())).start()
+    answer_after_eos(call, 0, ttfb_ms=640, frames=10)
+    call.run_until(T0 + 5_000 * MS)
+    ttfb_at = next(e.at_ns for e in call.events if getattr(e, "name", "") == "ttfb")
+    tally = Tally(stats)
+    samples = tally.events(call.events, benign_close=False, run_ended_ns=ttfb_at)
+    assert [s.name for s in samples] == ["ttfb", "turn"]  # in Locust's rows as ever
+    assert stats.histograms["ttfb_ms"].count == 1 and stats.total("after_run_time") == 1
+    early = VoiceStats()
+    Tally(early).events(call.events, benign_close=False, run_ended_ns=ttfb_at + 1)
+    assert early.total("after_run_time") == 0  # decided before the run ended
+
+
+def test_a_call_ends_counted_and_a_protocol_error_is_an_anomaly() -> None:
+    stats = VoiceStats()
+    tally = Tally(stats)
+    tally.call_placed()
+    tally.protocol_error()
+    tally.counters(Counters(stop_while_silent=3, stray_stops=1, empty_audio=2))
+    tally.call_ended()
+    summary = build_summary(stats)
+    assert stats.total("calls") == stats.total("calls_ended") == 1
+    assert summary["counts"]["protocol_errors"] == 1
+    assert summary["counts"]["stop_while_silent"] == 3
+    assert (summary["counts"]["stray_stops"], summary["counts"]["empty_audio"]) == (1, 2)
