@@ -281,7 +281,13 @@ class Harness:
         self._drained.clear()
         for worker in workers:
             runner.send_message(DRAIN_MESSAGE, None, worker)
-        if not self._drained.wait(timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while not self._drained.wait(0.1) and time.monotonic() < deadline:
+            # A worker that quit or went missing meanwhile sends nothing more: stop waiting.
+            present = {c.id for c in runner.clients.values() if c.state != STATE_MISSING}
+            for worker in self._draining - present:
+                self.worker_drained(worker)
+        if self._draining:
             log.warning(
                 "voice-loadtest: no final report from %d worker(s) within %.0f s: %s; their "
                 "last measurements are missing from the totals",

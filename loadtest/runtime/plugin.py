@@ -253,8 +253,13 @@ def register(events: Any) -> None:
         if harness.role == "master":
             # No rebalancing onto workers that are ending their calls (Locust would set this
             # right after this event; a worker joining now must not be handed callers).
-            environment.runner.update_state(STATE_STOPPING)
-            harness.drain_workers(float(environment.stop_timeout or 0) + _DRAIN_MARGIN_S)
+            if harness.stopped_by is not None:
+                # A signal: the calls end at once, not after their turn (runtime.stopping).
+                stopping.finish_calls(environment, harness)
+                environment.runner.update_state(STATE_STOPPING)
+            else:
+                environment.runner.update_state(STATE_STOPPING)
+                harness.drain_workers(float(environment.stop_timeout or 0) + _DRAIN_MARGIN_S)
             _settle_csv(environment)
         else:
             harness.run_ended_ns = time.monotonic_ns()

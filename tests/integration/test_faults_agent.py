@@ -119,7 +119,7 @@ def test_a_silent_and_garbling_agent_is_counted_once_everywhere(
     counts = summary["counts"]
     failed_turns = counts["turns"] - counts["turns_ok"]
     # A silent turn fails once, as ttfb_timeout, and nothing else failed.
-    assert failed_turns >= 2 and counts["failures"] == {"ttfb_timeout": failed_turns}
+    assert failed_turns >= 1 and counts["failures"] == {"ttfb_timeout": failed_turns}
     assert failed_turns <= injected["silent"]
     stats = {row["Name"]: row for row in _csv_rows(reports, "locust_stats.csv")}
     assert int(stats["turn"]["Failure Count"]) == failed_turns
