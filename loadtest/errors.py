@@ -1,8 +1,16 @@
 """The one exception tree of voice-loadtest.
 
 Every error a user can cause or meet derives from :class:`LoadtestError`; its message is one
-line that names what was wrong and what to do. The CLI prints that line and exits non-zero;
-it never shows a traceback for these.
+line that names what was wrong and what to do. The CLI prints that line and exits with the
+error's :attr:`~LoadtestError.exit_code`; it never shows a traceback for these.
+
+Exit codes mean one thing on every entry point (``run``, ``locust``, ``agent``, ``alt``,
+``audio``, ``generate-audio``, ``report``)::
+
+    0  pass (or warn)                   the run met its SLO, or the command did its job
+    1  SLO fail                          only a judged run exits 1
+    2  invalid run or configuration     nothing was judged: a bad setting, flag or file, an
+       or usage error                   unusable audio cache, an unreachable target or store
 
 ::
 
@@ -15,8 +23,8 @@ it never shows a traceback for these.
     ├── StorageError           the audio store could not be read or written
     │   └── ObjectNotFound     the named object is not in the store
     ├── ProtocolError          a peer sent a message that does not fit the wire protocol
-    └── TargetUnreachable      the agent under test cannot be reached (exit code 2: the run
-                               is invalid, not failed)
+    └── TargetUnreachable      the agent under test cannot be reached (the run is invalid,
+                               not failed)
 
 Edges translate third-party exceptions into this tree with ``raise ... from exc``. A slow or
 broken *agent* is not an exception: it is a measurement (a failed request event).
@@ -25,6 +33,9 @@ broken *agent* is not an exception: it is a measurement (a failed request event)
 from __future__ import annotations
 
 __all__ = [
+    "EXIT_INVALID",
+    "EXIT_PASS",
+    "EXIT_SLO_FAIL",
     "AudioError",
     "AudioFormatError",
     "ConfigError",
@@ -38,13 +49,19 @@ __all__ = [
 ]
 
 
+EXIT_PASS = 0
+EXIT_SLO_FAIL = 1
+EXIT_INVALID = 2
+
+
 class LoadtestError(Exception):
     """Base of every error voice-loadtest raises on purpose; ``str(exc)`` is one line.
 
-    ``exit_code`` is what the CLI exits with (1 unless a subclass says otherwise).
+    ``exit_code`` is what the CLI exits with: :data:`EXIT_INVALID`, as nothing was judged
+    (1 belongs to a failed SLO alone).
     """
 
-    exit_code = 1
+    exit_code = EXIT_INVALID
 
 
 class ConfigError(LoadtestError):
@@ -81,5 +98,3 @@ class ProtocolError(LoadtestError):
 
 class TargetUnreachable(LoadtestError):
     """The agent under test could not be reached; nothing was measured (an invalid run)."""
-
-    exit_code = 2

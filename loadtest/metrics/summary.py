@@ -10,7 +10,7 @@ Keys (stable; other tools read them)::
     harness.{frame_lateness_ms.{p50,p99,max},receive_lag_ms.{p50,p99,max},
              realtime_factor,worker_cpu_max}
     slo.{verdict,exit_code,reasons,checks:[{name,threshold,actual,status}]}
-    settings.{...}   run.{started_at,duration_s,users,workers,target}
+    settings.{...}   run.{started_at,duration_s,users,spawn_rate,run_time_s,workers,target}
     distributions.{ttfb_ms,barge_in_ms,greeting_ms,talk_over_ms}: [[bucket_start_ms, count]]
     timeline: [{t_s, users, ttfb_ms.{count,p50,p95,p99}, barge_in_ms.{...}, connection_success,
                 turn_success, barge_in_success, turns, calls, frame_lateness_ms.{p50,p99},

@@ -253,7 +253,7 @@ class Harness:
             "duration_s": round(time.monotonic() - self.started_monotonic, 1)
             if self.started_monotonic
             else None,
-            "users": getattr(runner, "target_user_count", None),
+            **self._load_used(),
             "workers": max(self.peak_workers, len(runner.clients)) if self.role == "master" else 1,
             "target": settings.ws_url if settings else None,
             "role": self.role,
@@ -275,6 +275,20 @@ class Harness:
         return build_summary(
             self.total, slo=self.slo, settings=shown, run=run, timeline=self.timeline, extra=extra
         )
+
+    def _load_used(self) -> dict[str, Any]:
+        """Users, spawn rate and run time as Locust settled them (its command line,
+        ``LOCUST_*``, ``locust.conf``, its defaults), for the summary: what the run used."""
+        options = self.environment.parsed_options
+        users = getattr(options, "num_users", None)
+        if users is None:  # Locust's default, or users set in the web UI: the most that ran
+            seen = [int(entry.get("users") or 0) for entry in self.timeline]
+            users = max([*seen, int(getattr(self.environment.runner, "target_user_count", 0) or 0)])
+        return {
+            "users": users,
+            "spawn_rate": getattr(options, "spawn_rate", None),
+            "run_time_s": getattr(options, "run_time", None),
+        }
 
 
 def _current(entry: Any, fraction: float) -> float | None:

@@ -11,9 +11,10 @@ Hooks used (Locust's documented events):
 * ``report_to_master`` / ``worker_report`` — workers ship their histogram/counter deltas,
   the master merges them exactly;
 * ``quitting`` — the master (or standalone process) builds the summary, writes the JSON,
-  prints the table and sets the exit code to the SLO verdict; with ``--metrics-linger S`` it
-  then keeps ``/metrics`` up S seconds, so Prometheus scrapes the final totals and verdict
-  (like k6's ``--linger``).
+  prints the table and sets the exit code to the SLO verdict (:func:`judged_exit_code` tells
+  :mod:`.locust_main` that it did); with ``--metrics-linger S`` it then keeps ``/metrics`` up
+  S seconds, so Prometheus scrapes the final totals and verdict (like k6's ``--linger``). A
+  worker exits 0: failed requests are measurements, judged on the master.
 
 It also applies :mod:`.locust_fixes` (a worker must not stall on Locust's spawn messages).
 
@@ -43,9 +44,15 @@ from loadtest.runtime.harness import VoiceFailure, harness_of, option_dest
 from loadtest.runtime.locust_fixes import memoize_default_args
 from loadtest.settings import SETTINGS, parse_number
 
-__all__ = ["VoiceFailure", "register"]
+__all__ = ["VoiceFailure", "judged_exit_code", "register"]
 
 log = logging.getLogger("voice-loadtest")
+_judged: list[int] = []  # the exit code of this process's verdict, once quitting set it
+
+
+def judged_exit_code() -> int | None:
+    """The exit code this process's run was judged to (``None``: it never was)."""
+    return _judged[-1] if _judged else None
 
 
 def _fatal(message: str) -> None:
@@ -66,6 +73,7 @@ def register(events: Any) -> None:
                 knob.option,
                 dest=option_dest(knob.env),
                 env_var=knob.env,
+                metavar=knob.env,
                 default=None,
                 help=f"{knob.help} (default {knob.default!r})",
                 is_secret=knob.secret,
@@ -169,6 +177,9 @@ def register(events: Any) -> None:
     def _quitting(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
         if harness.role == "worker":
+            if environment.process_exit_code is None:
+                environment.process_exit_code = 0
+                _judged.append(0)
             return
         harness.stop_background()
         summary = harness.summary()
@@ -186,6 +197,7 @@ def register(events: Any) -> None:
             print(f"summary: {path}", flush=True)
         harness.verdict = summary["slo"]["verdict"]
         environment.process_exit_code = summary["slo"]["exit_code"]
+        _judged.append(int(summary["slo"]["exit_code"]))
         if harness.linger_s and harness.serving:
             print(f"metrics: final values served for {harness.linger_s:g} s more", flush=True)
             gevent.sleep(harness.linger_s)
