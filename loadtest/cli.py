@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from loadtest import __version__
-from loadtest.errors import EXIT_INVALID, LoadtestError
+from loadtest.errors import run_command
 
-__all__ = ["build_parser", "main", "run_command"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,26 +78,6 @@ def _exec_locust(locust_args: Sequence[str]) -> None:
     (:mod:`loadtest.runtime.locust_main`); signals go to it."""
     command = [sys.executable, "-m", "loadtest.runtime.locust_main", *locust_args]
     os.execv(sys.executable, command)
-
-
-def run_command(
-    prog: str, handler: Callable[[argparse.Namespace], int], args: argparse.Namespace
-) -> int:
-    """Run a subcommand's handler with the project's exit codes: a :class:`LoadtestError` is
-    one line and its code; anything else is a bug, shown with its traceback, and exits 2 (1
-    would read as a failed SLO)."""
-    try:
-        return int(handler(args))
-    except LoadtestError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print(f"{prog}: internal error (a bug; the traceback above helps fix it)", file=sys.stderr)
-        return EXIT_INVALID
 
 
 def main(argv: Sequence[str] | None = None) -> int:

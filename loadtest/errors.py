@@ -32,6 +32,11 @@ broken *agent* is not an exception: it is a measurement (a failed request event)
 
 from __future__ import annotations
 
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+
 __all__ = [
     "EXIT_INVALID",
     "EXIT_PASS",
@@ -46,6 +51,7 @@ __all__ = [
     "StorageError",
     "TargetUnreachable",
     "TtsError",
+    "run_command",
 ]
 
 
@@ -98,3 +104,23 @@ class ProtocolError(LoadtestError):
 
 class TargetUnreachable(LoadtestError):
     """The agent under test could not be reached; nothing was measured (an invalid run)."""
+
+
+def run_command(
+    prog: str, handler: Callable[[argparse.Namespace], int], args: argparse.Namespace
+) -> int:
+    """Run a command's handler with the project's exit codes: a :class:`LoadtestError` is one
+    line (``prog: error: …``) and its code; anything else is a bug, shown with its traceback,
+    and exits :data:`EXIT_INVALID` (1 would read as a failed SLO)."""
+    try:
+        return int(handler(args))
+    except LoadtestError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"{prog}: internal error (a bug; the traceback above helps fix it)", file=sys.stderr)
+        return EXIT_INVALID

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from loadtest.alt.cli import add_alt_actions
-from loadtest.cli import run_command
+from loadtest.errors import run_command
 
 __all__ = ["main"]
 

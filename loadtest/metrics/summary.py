@@ -11,6 +11,7 @@ Keys (stable; other tools read them)::
              realtime_factor,worker_cpu_max}
     slo.{verdict,exit_code,reasons,checks:[{name,threshold,actual,status}]}
     settings.{...}   run.{started_at,duration_s,users,spawn_rate,run_time_s,workers,target}
+    audio.{dir,engines,voices,files,sample_rates,digest[,others]}   the cache the callers played
     distributions.{ttfb_ms,barge_in_ms,greeting_ms,talk_over_ms}: [[bucket_start_ms, count]]
     timeline: [{t_s, users, ttfb_ms.{count,p50,p95,p99}, barge_in_ms.{...}, connection_success,
                 turn_success, barge_in_success, turns, calls, frame_lateness_ms.{p50,p99},
@@ -175,6 +176,14 @@ def format_table(summary: Mapping[str, Any]) -> str:
         f"{_fmt(h['receive_lag_ms']['p99'], ' ms')}; realtime factor "
         f"{_fmt(h['realtime_factor'])}; worker CPU max {_fmt(h['worker_cpu_max'], ' %')}"
     )
+    audio = summary.get("audio")
+    if audio:
+        lines.append(
+            f"audio: {audio['dir']}: {', '.join(audio['engines'])} ({', '.join(audio['voices'])}),"
+            f" {audio['files']} files, {audio['digest'][:19]}…"
+        )
+        for other in audio.get("others", ()):
+            lines.append(f"audio: a worker played another cache: {other['dir']} {other['digest']}")
     slo = summary["slo"]
     lines.append("")
     lines.append(f"{'SLO check':<22}{'threshold':<34}{'actual':>10}  status")

@@ -69,6 +69,7 @@ class Harness:
         self.azure_config: AzureMonitorConfig | None = None
         self.azure_poller: AzureMonitorPoller | None = None
         self.rng = random.Random()
+        self.caches: dict[str, dict[str, Any]] = {}  # master/standalone: digest → identity
 
     # -------------------------------------------------------------- Sink protocol
     def sample(self, name: str, value_ms: float, error: str | None, detail: str) -> None:
@@ -115,6 +116,8 @@ class Harness:
             self.library = AudioLibrary.load(settings)
             for warning in self.library.warnings:
                 log.warning(warning)
+            if self.library.cache is not None:
+                log.info("voice-loadtest: audio %s", self.library.cache.line())
         if self.library is not None:
             conversation_config(settings, self.library.agent_sample_rate)  # validate combinations
         seed = settings.seed
@@ -122,6 +125,16 @@ class Harness:
         self.settings = settings
         self.ready.set()
         return settings
+
+    def cache_identity(self) -> dict[str, Any]:
+        """The audio cache this process plays (a worker ships it with every report)."""
+        library = self.library
+        return {} if library is None or library.cache is None else library.cache.as_dict()
+
+    def note_cache(self, identity: dict[str, Any]) -> None:
+        """Record a worker's :meth:`cache_identity` (or this standalone process's own)."""
+        if identity.get("digest"):
+            self.caches.setdefault(str(identity["digest"]), identity)
 
     def absorb(self, payload: dict[str, Any]) -> None:
         """Merge one worker delta (or this standalone process's own) into the run totals."""
@@ -266,7 +279,13 @@ class Harness:
                     if knob.env == "FIRST_BYTE_TIMEOUT_SEC":
                         value = settings.first_byte_timeout_ms / 1000
                     shown[knob.env] = str(value) if isinstance(value, Path) else value
-        extra = {}
+        extra: dict[str, Any] = {}
+        if self.role == "standalone":
+            self.note_cache(self.cache_identity())
+        if self.caches:
+            # One cache, normally; workers that played different audio are shown, not hidden.
+            first, *others = self.caches.values()
+            extra["audio"] = {**first, **({"others": others} if others else {})}
         if self.azure_poller is not None:
             extra["azure_monitor"] = {
                 "metrics": self.azure_poller.summary(),

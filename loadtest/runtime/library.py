@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from loadtest.audio.cache import AudioCache, load_cache
+from loadtest.audio.cache import AudioCache, CacheIdentity, load_cache
 from loadtest.audio.pcm import comfort_noise_frames, duration_ms, frame_size, resample
 from loadtest.audio.vad import speech_bounds
 from loadtest.conversation import ConversationConfig, GreetingMode, Scenario, TurnAudio
@@ -59,6 +59,7 @@ class AudioLibrary:
     frames: Mapping[str, Sequence[CallerFrame]]
     tail: Sequence[CallerFrame]
     warnings: tuple[str, ...] = ()
+    cache: CacheIdentity | None = None  # which cache the audio came from
 
     @property
     def agent_sample_rate(self) -> int:
@@ -116,6 +117,7 @@ class AudioLibrary:
             frames=frames,
             tail=_tail_frames(protocol, settings.silence_mode, rate, chunk),
             warnings=cache.warnings,
+            cache=cache.identity,
         )
 
 

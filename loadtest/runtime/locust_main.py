@@ -46,10 +46,12 @@ def exit_code(locust_code: object, judged: int | None) -> int:
 
 def _print_help(args: Sequence[str]) -> None:
     """Locust's help with the harness's options in it (exits 0, as ``--help`` does)."""
+    from locust import events
     from locust.argument_parser import get_parser
 
-    import loadtest.locustfile  # noqa: F401  (registers the options hook)
+    from loadtest.runtime.plugin import register
 
+    register(events)  # what the locustfile does; its options hook fills the help
     get_parser().parse_args(list(args))
 
 

@@ -166,10 +166,12 @@ def register(events: Any) -> None:
 
         def ship(client_id: str, data: dict[str, Any], **__: Any) -> None:
             data["voice"] = harness.ship()
+            data["voice_cache"] = harness.cache_identity()
 
         def merge(client_id: str, data: dict[str, Any], **__: Any) -> None:
             if "voice" in data:
                 harness.absorb(data["voice"])
+            harness.note_cache(data.get("voice_cache") or {})
 
         environment.events.report_to_master.add_listener(ship)
         environment.events.worker_report.add_listener(merge)

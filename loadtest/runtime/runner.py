@@ -26,6 +26,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from loadtest.audio.cache import describe_cache
 from loadtest.errors import ConfigError, LoadtestError, TargetUnreachable
 from loadtest.metrics.report_cli import write_report
 from loadtest.procutil import free_port, stop_processes
@@ -169,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
     env = knob_environment(args, dict(os.environ))
     reports = args.reports_dir
     reports.mkdir(parents=True, exist_ok=True)
+    settings = parse_settings(env)  # a bad setting stops the run before any process starts
+    if settings.pcm_dir.is_dir():  # (a missing cache is the workers' one-line error)
+        print(f"audio: {describe_cache(settings.pcm_dir).line()}", flush=True)
     children: list[subprocess.Popen[bytes]] = []
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -176,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             agent, url = _start_agent(args, env)
             children.append(agent)
             env["WS_URL"] = url
-        settings = parse_settings(env)
+            settings = settings.with_url(url)
         if not settings.ws_url and env.get("LOCUST_HOST"):
             settings = settings.with_url(env["LOCUST_HOST"])
         if settings.ws_url:
