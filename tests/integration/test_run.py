@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,79 @@ def test_missing_audio_cache_is_named(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "audio cache folder not found" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------ Locust's own settings
+
+
+def _agent(port: int) -> subprocess.Popen[bytes]:
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "loadtest", "agent", "--host", "127.0.0.1", "--port", str(port),
+         "--latency-ms", "700", "--log-level", "warning"],
+    )  # fmt: skip
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return agent
+        except OSError:
+            time.sleep(0.1)
+    agent.kill()
+    pytest.fail("the agent did not listen")
+
+
+def _users_over_time(summary: dict[str, Any]) -> int:
+    return max(entry["users"] for entry in summary["timeline"])
+
+
+def test_locust_environment_variables_decide_when_run_is_not_told(
+    tmp_path: Path, espeak_cache_dir: Path
+) -> None:
+    """`LOCUST_USERS=7 LOCUST_RUN_TIME=… voice-loadtest run --with-agent`: Locust's variables
+    win over nothing; run passes no -u/-r/-t of its own."""
+    env = {"LOCUST_USERS": "7", "LOCUST_SPAWN_RATE": "7", "LOCUST_RUN_TIME": "8s"}
+    done, summary = _run(tmp_path / "reports", espeak_cache_dir, "--with-agent",
+                         "--agent-args", "--log-level warning", env=env, timeout=90)  # fmt: skip
+    assert summary is not None, done.stdout[-2000:] + done.stderr[-2000:]
+    run = summary["run"]
+    assert (run["users"], run["spawn_rate"], run["run_time_s"]) == (7, 7, 8)
+    assert _users_over_time(summary) == 7
+    assert 8 <= run["duration_s"] < 20
+
+
+def test_locust_conf_and_its_host_decide_and_the_command_line_wins(
+    tmp_path: Path, espeak_cache_dir: Path
+) -> None:
+    """A locust.conf in the working directory sets users, run time and the agent (Locust's
+    host); -u on run's command line beats it, as in Locust; the host is probed and played."""
+    port = _closed_port()
+    url = f"ws://127.0.0.1:{port}/api/v1/media/stream"
+    (tmp_path / "locust.conf").write_text(
+        f"users = 5\nspawn-rate = 5\nrun-time = 6s\nhost = {url}\n"
+    )
+    agent = _agent(port)
+    try:
+        done, summary = _run(tmp_path / "reports", espeak_cache_dir, "-u", "3", timeout=90)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+    assert summary is not None, done.stdout[-2000:] + done.stderr[-2000:]
+    run = summary["run"]
+    assert (run["users"], run["spawn_rate"], run["run_time_s"]) == (3, 5, 6)
+    assert run["target"] == url and summary["counts"]["calls"] >= 3
+
+
+def test_host_flag_names_the_agent_and_headless_is_accepted(
+    tmp_path: Path, espeak_cache_dir: Path
+) -> None:
+    port = _closed_port()
+    url = f"ws://127.0.0.1:{port}/api/v1/media/stream"
+    agent = _agent(port)
+    try:
+        done, summary = _run(tmp_path / "reports", espeak_cache_dir, "-H", url, "--headless",
+                             "-u", "2", "-r", "2", "-t", "5s", timeout=90)  # fmt: skip
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+    assert summary is not None, done.stdout[-2000:] + done.stderr[-2000:]
+    assert summary["run"]["target"] == url and summary["run"]["users"] == 2
+    assert done.stdout.splitlines()[0].startswith(f"audio: {espeak_cache_dir}: espeak (en-us)")
