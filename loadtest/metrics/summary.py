@@ -12,6 +12,7 @@ Keys (stable; other tools read them)::
     slo.{verdict,exit_code,reasons,checks:[{name,threshold,actual,status}]}
     settings.{...}   run.{started_at,duration_s,users,spawn_rate,run_time_s,workers,target}
     audio.{dir,engines,voices,files,sample_rates,digest[,others]}   the cache the callers played
+    notes: [str]     how the run was counted, where a user could expect otherwise
     distributions.{ttfb_ms,barge_in_ms,greeting_ms,talk_over_ms}: [[bucket_start_ms, count]]
     timeline: [{t_s, users, ttfb_ms.{count,p50,p95,p99}, barge_in_ms.{...}, connection_success,
                 turn_success, barge_in_success, turns, calls, frame_lateness_ms.{p50,p99},
@@ -191,6 +192,8 @@ def format_table(summary: Mapping[str, Any]) -> str:
         actual = check["actual"]
         shown = "-" if actual is None else (f"{actual:.3f}" if actual <= 1 else f"{actual:.0f}")
         lines.append(f"{check['name']:<22}{check['threshold']:<34}{shown:>10}  {check['status']}")
+    for note in summary.get("notes", ()):
+        lines.append(f"note: {note}")
     for reason in slo["reasons"]:
         lines.append(f"INVALID RUN: {reason}")
     lines.append(f"verdict: {slo['verdict'].upper()} (exit code {slo['exit_code']})")

@@ -216,7 +216,9 @@ class CallDriver:
         self.config = config
         self.sink = sink
         self.rng = rng
-        self.backoff = ReconnectBackoff()
+        self.backoff = ReconnectBackoff(
+            base_ms=settings.reconnect_base_delay_ms, cap_ms=settings.reconnect_max_delay_ms
+        )
 
     # ------------------------------------------------------------------ connect
     def _connect(self) -> tuple[WebSocketTransport, int] | None:
@@ -319,14 +321,10 @@ class CallDriver:
         if not events:
             return
         stats = self.sink.stats
-        benign_close = (
-            self.settings.ws_ignore_close_exceptions
-            and conversation.close_code is not None
-            and close_is_benign(conversation.close_code)
-        )
+        benign = conversation.close_code is not None and close_is_benign(conversation.close_code)
         for event in events:
             if isinstance(event, Sample):
-                self._sample(event, stats, benign_close)
+                self._sample(event, stats, benign)
             elif isinstance(event, TurnReport):
                 if event.barge is not None and event.barge.audible_talk_over_ms is not None:
                     stats.observe("talk_over_ms", event.barge.audible_talk_over_ms)
@@ -341,8 +339,10 @@ class CallDriver:
         if metric is Metric.CONNECT:
             return  # measured around the upgrade itself in _connect
         if failure is Failure.CLOSED_MID_TURN and benign_close:
-            stats.count("closes_ignored")  # counted, but not a failure (WS_IGNORE_CLOSE_...)
-            return
+            if self.settings.ws_ignore_close_exceptions:
+                stats.count("closes_ignored")  # counted, but not a failure
+                return
+            stats.count("closes_benign_failed")  # a failure here, not in the accelerator
         ok = failure is None
         scenario = sample.scenario
         if metric is Metric.TTFB and ok:

@@ -18,6 +18,7 @@ from typing import Any
 import gevent
 import gevent.event
 
+from loadtest.compat_env import COMPAT_VARIABLES
 from loadtest.metrics.azure_monitor import AzureMonitorPoller
 from loadtest.metrics.azure_monitor_config import AzureMonitorConfig
 from loadtest.metrics.exposition import AzureMonitorValue, RequestRow, Snapshot, target_label
@@ -104,6 +105,9 @@ class Harness:
             raw[knob.env] = None if value is None else str(value)
         if not raw.get("WS_URL") and self.environment.host:
             raw["WS_URL"] = self.environment.host
+        # The accelerator's own variables are not Locust options: they come from the
+        # environment only, and parse_settings honours or refuses each.
+        raw.update({name: os.environ[name] for name in COMPAT_VARIABLES if name in os.environ})
         return raw
 
     def configure(self) -> CallerSettings:
@@ -276,10 +280,11 @@ class Harness:
             for knob in SETTINGS.values():
                 if not knob.secret:
                     value = getattr(settings, knob.env.lower(), None)
-                    if knob.env == "FIRST_BYTE_TIMEOUT_SEC":
-                        value = settings.first_byte_timeout_ms / 1000
+                    if knob.env.endswith("_SEC"):  # kept in ms: shown in the variable's unit
+                        value_ms = getattr(settings, knob.env.lower()[:-4] + "_ms")
+                        value = None if value_ms is None else value_ms / 1000
                     shown[knob.env] = str(value) if isinstance(value, Path) else value
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"notes": self._notes()}
         if self.role == "standalone":
             self.note_cache(self.cache_identity())
         if self.caches:
@@ -294,6 +299,19 @@ class Harness:
         return build_summary(
             self.total, slo=self.slo, settings=shown, run=run, timeline=self.timeline, extra=extra
         )
+
+    def _notes(self) -> list[str]:
+        """What the user should know about how the run was counted."""
+        notes = []
+        benign = self.total.counters.get("closes_benign_failed", 0)
+        if benign and self.raw_settings().get("WS_IGNORE_CLOSE_EXCEPTIONS") is None:
+            notes.append(
+                f"{benign} failure(s) were the agent closing normally (1000/1001/1006) "
+                "mid-turn; the accelerator's load test ignored such closes by default, "
+                "this tool counts them: WS_IGNORE_CLOSE_EXCEPTIONS=true to not fail them "
+                "(=false to keep them and drop this note)"
+            )
+        return notes
 
     def _load_used(self) -> dict[str, Any]:
         """Users, spawn rate and run time as Locust settled them (its command line,

@@ -43,7 +43,8 @@ def conversation_config(settings: CallerSettings, agent_sample_rate: int) -> Con
         turns_per_user=settings.turns_per_user,
         greeting=GreetingMode(settings.greeting),
         greeting_timeout_ms=settings.greeting_timeout_ms,
-        max_tail_ms=max(30_000, settings.first_byte_timeout_ms),
+        max_tail_ms=settings.turn_timeout_ms or max(30_000, settings.first_byte_timeout_ms),
+        pause_between_turns_ms=settings.pause_between_turns_ms,
         agent_sample_rate=agent_sample_rate,
     )
 
@@ -68,7 +69,9 @@ class AudioLibrary:
     @classmethod
     def load(cls, settings: CallerSettings) -> AudioLibrary:
         """Load ``settings.pcm_dir`` (raises AudioError/ConfigError with one clear line)."""
-        return cls.from_cache(load_cache(settings.pcm_dir), settings)
+        return cls.from_cache(
+            load_cache(settings.pcm_dir, sample_rate=settings.sample_rate), settings
+        )
 
     @classmethod
     def from_cache(cls, cache: AudioCache, settings: CallerSettings) -> AudioLibrary:

@@ -17,8 +17,11 @@ from loadtest.procutil import free_port, stop_processes
 pytestmark = [pytest.mark.integration]
 
 
-def _cli(*args: str, cwd: Path, timeout: int = 90) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, cwd: Path, timeout: int = 90, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AUDIO_BLOB"))}
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "-m", "loadtest", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
@@ -49,6 +52,20 @@ def test_configuration_errors_exit_2_on_every_entry_point(
     done = _cli(*args, cwd=tmp_path)
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert message in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["run", "--with-agent"], ["locust", "--headless", "-t", "5s"]], ids=["run", "locust"]
+)
+def test_a_refused_accelerator_variable_stops_the_run_in_one_line(
+    tmp_path: Path, espeak_cache_dir: Path, args: list[str]
+) -> None:
+    done = _cli(*args, "--pcm-dir", str(espeak_cache_dir), cwd=tmp_path,
+                extra_env={"WS_RECONNECT_BACKOFF_FACTOR": "1.8"})  # fmt: skip
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    (line,) = [ln for ln in done.stderr.splitlines() if "WS_RECONNECT_BACKOFF_FACTOR" in ln]
+    assert "is not supported here" in line and "RECONNECT_BASE_DELAY_MS" in line
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -212,3 +212,28 @@ def test_host_flag_names_the_agent_and_headless_is_accepted(
     assert summary is not None, done.stdout[-2000:] + done.stderr[-2000:]
     assert summary["run"]["target"] == url and summary["run"]["users"] == 2
     assert done.stdout.splitlines()[0].startswith(f"audio: {espeak_cache_dir}: espeak (en-us)")
+
+
+def test_accelerator_variables_reach_every_process_and_benign_closes_get_a_note(
+    tmp_path: Path, espeak_cache_dir: Path
+) -> None:
+    """The accelerator's variables, set in the environment as its users have them, are the
+    run's settings; an agent that drops calls (1006) fails turns here, with a note saying the
+    accelerator ignored such closes (WS_IGNORE_CLOSE_EXCEPTIONS is not set)."""
+    env = {
+        "PAUSE_BETWEEN_TURNS_SEC": "1", "TURN_TIMEOUT_SEC": "12", "WS_MAX_SSL_FAILS": "5",
+        "WS_RECONNECT_BACKOFF_BASE_SEC": "0.05", "BARGE_REENTRY_MS": "800",
+    }  # fmt: skip
+    done, summary = _run(
+        tmp_path / "reports", espeak_cache_dir, "--with-agent",
+        "--agent-args", "--fault reset=1 --log-level warning",
+        "-u", "3", "-r", "3", "-t", "10s", env=env, timeout=90,
+    )  # fmt: skip
+    assert summary is not None, done.stdout[-2000:] + done.stderr[-2000:]
+    shown = summary["settings"]
+    assert (shown["PAUSE_BETWEEN_TURNS_SEC"], shown["TURN_TIMEOUT_SEC"]) == (1.0, 12.0)
+    assert (shown["RECONNECT_MAX"], shown["RECONNECT_BASE_DELAY_MS"]) == (5, 50)
+    assert shown["BARGE_AFTER_MS"] == 800
+    assert summary["counts"]["failures"].get("closed_mid_turn", 0) >= 1, summary["counts"]
+    (note,) = summary["notes"]
+    assert "WS_IGNORE_CLOSE_EXCEPTIONS=true" in note and f"note: {note}" in done.stdout
