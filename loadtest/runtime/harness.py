@@ -214,6 +214,7 @@ class Harness:
                     p50_ms=_current(entry, 0.5),
                     p95_ms=_current(entry, 0.95),
                     p99_ms=_current(entry, 0.99),
+                    sum_ms=float(entry.total_response_time),
                 )
             )
         return Snapshot(
