@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.procutil import free_port, stop_processes
+from tests.integration.conftest import running_agent
 
 pytestmark = [pytest.mark.integration]
 
@@ -88,13 +89,8 @@ def test_help_of_the_locust_entry_point_lists_the_voice_options(tmp_path: Path) 
 
 @pytest.fixture
 def agent() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loadtest", "agent", "--host", "127.0.0.1", "--port", str(port),
-         "--latency-ms", "700", "--log-level", "warning"],
-    )  # fmt: skip
-    yield f"ws://127.0.0.1:{port}/api/v1/media/stream"
-    stop_processes([process])
+    with running_agent("--latency-ms", "700") as url:
+        yield url
 
 
 def test_a_failed_slo_exits_1_through_locust_and_a_worker_exits_0(

@@ -11,8 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,7 @@ from typing import Any
 import pytest
 
 from loadtest.audio.cache import describe_cache
-from loadtest.procutil import free_port, stop_processes
-from tests.integration.conftest import REPO_ROOT
+from tests.integration.conftest import REPO_ROOT, running_agent
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -54,24 +51,9 @@ def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def agent() -> Iterator[str]:
-    """The reference agent on a free port; yields host:port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loadtest", "agent", "--host", "127.0.0.1", "--port", str(port),
-         "--latency-ms", "700", "--log-level", "warning"],
-    )  # fmt: skip
-    try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None:
-                    pytest.fail(f"the agent exited with {process.returncode}")
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop_processes([process])
+    """The reference agent; yields host:port."""
+    with running_agent("--latency-ms", "700") as url:
+        yield url.removeprefix("ws://").split("/", 1)[0]
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

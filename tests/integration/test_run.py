@@ -10,11 +10,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration.conftest import running_agent
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -141,21 +142,6 @@ def test_missing_audio_cache_is_named(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ Locust's own settings
 
 
-def _agent(port: int) -> subprocess.Popen[bytes]:
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "loadtest", "agent", "--host", "127.0.0.1", "--port", str(port),
-         "--latency-ms", "700", "--log-level", "warning"],
-    )  # fmt: skip
-    for _ in range(300):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return agent
-        except OSError:
-            time.sleep(0.1)
-    agent.kill()
-    pytest.fail("the agent did not listen")
-
-
 def _users_over_time(summary: dict[str, Any]) -> int:
     return max(entry["users"] for entry in summary["timeline"])
 
@@ -180,17 +166,10 @@ def test_locust_conf_and_its_host_decide_and_the_command_line_wins(
 ) -> None:
     """A locust.conf in the working directory sets users, run time and the agent (Locust's
     host); -u on run's command line beats it, as in Locust; the host is probed and played."""
-    port = _closed_port()
-    url = f"ws://127.0.0.1:{port}/api/v1/media/stream"
-    (tmp_path / "locust.conf").write_text(
-        f"users = 5\nspawn-rate = 5\nrun-time = 6s\nhost = {url}\n"
-    )
-    agent = _agent(port)
-    try:
+    with running_agent("--latency-ms", "700") as url:
+        conf = f"users = 5\nspawn-rate = 5\nrun-time = 6s\nhost = {url}\n"
+        (tmp_path / "locust.conf").write_text(conf)
         done, summary = _run(tmp_path / "reports", espeak_cache_dir, "-u", "3", timeout=90)
-    finally:
-        agent.terminate()
-        agent.wait(timeout=10)
     assert summary is not None, done.stdout[-2000:] + done.stderr[-2000:]
     run = summary["run"]
     assert (run["users"], run["spawn_rate"], run["run_time_s"]) == (3, 5, 6)
@@ -200,15 +179,9 @@ def test_locust_conf_and_its_host_decide_and_the_command_line_wins(
 def test_host_flag_names_the_agent_and_headless_is_accepted(
     tmp_path: Path, espeak_cache_dir: Path
 ) -> None:
-    port = _closed_port()
-    url = f"ws://127.0.0.1:{port}/api/v1/media/stream"
-    agent = _agent(port)
-    try:
+    with running_agent("--latency-ms", "700") as url:
         done, summary = _run(tmp_path / "reports", espeak_cache_dir, "-H", url, "--headless",
                              "-u", "2", "-r", "2", "-t", "5s", timeout=90)  # fmt: skip
-    finally:
-        agent.terminate()
-        agent.wait(timeout=10)
     assert summary is not None, done.stdout[-2000:] + done.stderr[-2000:]
     assert summary["run"]["target"] == url and summary["run"]["users"] == 2
     assert done.stdout.splitlines()[0].startswith(f"audio: {espeak_cache_dir}: espeak (en-us)")
