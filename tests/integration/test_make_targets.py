@@ -27,10 +27,15 @@ _VENV = Path(sys.prefix)
 
 def _make(cwd: Path, *args: str, timeout: int = 150) -> subprocess.CompletedProcess[str]:
     command = [
-        "make", "-f", str(REPO_ROOT / "Makefile"), f"VENV={_VENV}",
+        "make", "--no-print-directory", "-f", str(REPO_ROOT / "Makefile"), f"VENV={_VENV}",
         "-o", str(_VENV / "bin" / ".installed"), *args,
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "WS_"))}
+    # As a user types it: no settings of an enclosing make (`make test`) or of a Locust run.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LOCUST_", "WS_", "MAKE", "MFLAGS"))
+    }
     return subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
