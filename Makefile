@@ -11,7 +11,7 @@ export PCM_DIR
         audio agent demo run_load_test run_load_test_acs_media bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-install helm-run generate check-generated image wheels compose-up compose-down compose-test bench bench-quick clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml scripts/bootstrap-python.sh
 	@bash scripts/bootstrap-python.sh "$(PYTHON)" "$(VENV)"
@@ -84,11 +84,11 @@ run_load_test: venv audio ## headless load test: make run_load_test URL=wss://..
 	  --run-time $(or $(RUN_TIME),10m) $(if $(WORKERS),--workers $(WORKERS)) \
 	  --reports-dir reports --pcm-dir "$(PCM_DIR)"
 
-# The seed's ACS media target, as it has it: HOST (default localhost:8010, where `make agent`
+# The ACS media target of Azure-Samples/art-voice-agent-accelerator, as it has it: HOST (default localhost:8010, where `make agent`
 # listens; host[:port], or a ws[s]:// URL, the ACS path added when it has none) or WS_URL,
 # USERS (15), SPAWN_RATE (2), TIME (90s), EXTRA_ARGS (more Locust options); WORKERS as above.
 run_load_test_acs_media: HOST = localhost:8010
-run_load_test_acs_media: venv audio ## the seed's ACS media test: make run_load_test_acs_media HOST=agent.example.com USERS=15 TIME=90s
+run_load_test_acs_media: venv audio ## the accelerator's ACS media test: make run_load_test_acs_media HOST=agent.example.com USERS=15 TIME=90s
 	@url="$(WS_URL)"; if [ -z "$$url" ]; then url="$(HOST)"; \
 	  case "$$url" in *://*) ;; *) url="ws://$$url" ;; esac; \
 	  case "$${url#*://}" in */*) ;; *) url="$$url/api/v1/media/stream" ;; esac; fi; \
