@@ -8,10 +8,10 @@ export PCM_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format types test test-unit test-integration test-interop test-deps generate_audio inspect-audio \
-        agent demo run_load_test bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-package helm-push helm-install helm-run generate check-generated image wheels compose-up compose-down compose-test bench bench-quick clean
+        audio agent demo run_load_test run_load_test_acs_media bench-agent push-audio pull-audio alt-export alt-run helm-lint helm-package helm-push helm-install helm-run generate check-generated image wheels compose-up compose-down compose-test bench bench-quick clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml scripts/bootstrap-python.sh
 	@bash scripts/bootstrap-python.sh "$(PYTHON)" "$(VENV)"
@@ -55,14 +55,19 @@ generate: venv ## regenerate every generated file (dashboards, alert rules, sett
 check-generated: venv ## fail when a generated file differs from its generator (CI)
 	$(BIN)/python -m tools.generate --check
 
-generate_audio: venv ## offline caller audio into $(PCM_DIR) (ENGINE=azure for Azure Speech)
-	$(BIN)/voice-loadtest generate-audio --engine $(or $(ENGINE),espeak) --out "$(PCM_DIR)"
+# The caller audio in $(PCM_DIR) is the user's data: the targets that run a test generate it only
+# when the folder has none (`audio`), and use any cache found there as it is (another engine,
+# voice or scenarios file included). generate_audio refuses to replace another cache unless
+# FORCE=1; PRUNE=1 also deletes PCM files generate-audio did not write.
+generate_audio: venv ## caller audio into $(PCM_DIR): espeak offline, ENGINE=azure for Azure Speech (FORCE=1 replaces another cache)
+	$(BIN)/voice-loadtest generate-audio --engine $(or $(ENGINE),espeak) --out "$(PCM_DIR)" \
+	  $(if $(FORCE),--force) $(if $(PRUNE),--prune)
 
 inspect-audio: venv ## audit the audio cache in $(PCM_DIR)
 	$(BIN)/voice-loadtest audio inspect "$(PCM_DIR)"
 
 audio: venv
-	@$(BIN)/voice-loadtest generate-audio --out "$(PCM_DIR)" >/dev/null
+	@$(BIN)/voice-loadtest generate-audio --if-missing --out "$(PCM_DIR)"
 
 DEMO_AGENT_ARGS ?= --latency-ms 800 --latency-dist uniform:700,900 --barge-latency-ms 200 \
                    --greeting-ms 1200 --seed 7 --log-level warning
@@ -81,7 +86,21 @@ run_load_test: venv audio ## headless load test: make run_load_test URL=wss://..
 	$(BIN)/voice-loadtest run --ws-url "$(URL)" --users $(or $(CONVERSATIONS),10) \
 	  --spawn-rate $(or $(CONCURRENT),2) --turns-per-user $(or $(TURNS),0) \
 	  --run-time $(or $(RUN_TIME),10m) $(if $(WORKERS),--workers $(WORKERS)) \
-	  --reports-dir reports --csv locust_report --pcm-dir "$(PCM_DIR)"
+	  --reports-dir reports --pcm-dir "$(PCM_DIR)"
+
+# The ACS media target of Azure-Samples/art-voice-agent-accelerator, as it has it: HOST (default localhost:8010, where `make agent`
+# listens; host[:port], or a ws[s]:// URL, the ACS path added when it has none) or WS_URL,
+# USERS (15), SPAWN_RATE (2), TIME (90s), EXTRA_ARGS (more Locust options); WORKERS as above.
+run_load_test_acs_media: HOST = localhost:8010
+run_load_test_acs_media: venv audio ## the accelerator's ACS media test: make run_load_test_acs_media HOST=agent.example.com USERS=15 TIME=90s
+	@url="$(WS_URL)"; if [ -z "$$url" ]; then url="$(HOST)"; \
+	  case "$$url" in *://*) ;; *) url="ws://$$url" ;; esac; \
+	  case "$${url#*://}" in */*) ;; *) url="$$url/api/v1/media/stream" ;; esac; fi; \
+	echo "run_load_test_acs_media: $$url, $(or $(USERS),15) users at $(or $(SPAWN_RATE),2)/s for $(or $(TIME),90s)"; \
+	$(BIN)/voice-loadtest run --ws-url "$$url" --ws-protocol acs --users $(or $(USERS),15) \
+	  --spawn-rate $(or $(SPAWN_RATE),2) --run-time $(or $(TIME),90s) \
+	  $(if $(WORKERS),--workers $(WORKERS)) --reports-dir reports --pcm-dir "$(PCM_DIR)" \
+	  $(if $(EXTRA_ARGS),--locust-args "$(EXTRA_ARGS)")
 
 push-audio: venv ## upload $(PCM_DIR) to Azure Blob (AZURE_STORAGE_CONNECTION_STRING or AUDIO_BLOB_ACCOUNT_URL [+ AUDIO_BLOB_SAS]); PUSH_ARGS=--delete
 	$(BIN)/voice-loadtest audio push "$(PCM_DIR)" $(PUSH_ARGS)

@@ -1,7 +1,9 @@
 """``voice-loadtest``: one CLI with subcommands; each handler lives with its concern.
 
-Errors from the :mod:`loadtest.errors` tree print as one line (``voice-loadtest: error: …``)
-with the error's exit code (1, or 2 for an unreachable target); never a traceback.
+Exit codes are the same on every subcommand (:mod:`loadtest.errors`): 0 pass (or warn, or the
+command did its job), 1 a failed SLO, 2 an invalid run or a configuration/usage error. Errors
+from the :mod:`loadtest.errors` tree print as one line (``voice-loadtest: error: …``), never a
+traceback; argparse's usage errors exit 2 as well.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from loadtest import __version__
-from loadtest.errors import LoadtestError
+from loadtest.errors import run_command
 
 __all__ = ["build_parser", "main"]
 
@@ -76,10 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _exec_locust(locust_args: Sequence[str]) -> None:
-    """Replace this process with ``locust -f <packaged locustfile> ARGS`` (signals go to it)."""
-    from loadtest.runtime.runner import LOCUSTFILE
-
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *locust_args]
+    """Replace this process with Locust and the packaged locustfile
+    (:mod:`loadtest.runtime.locust_main`); signals go to it."""
+    command = [sys.executable, "-m", "loadtest.runtime.locust_main", *locust_args]
     os.execv(sys.executable, command)
 
 
@@ -89,14 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _exec_locust(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except LoadtestError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(parser.prog, args.handler, args)
 
 
 if __name__ == "__main__":

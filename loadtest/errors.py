@@ -1,8 +1,16 @@
 """The one exception tree of voice-loadtest.
 
 Every error a user can cause or meet derives from :class:`LoadtestError`; its message is one
-line that names what was wrong and what to do. The CLI prints that line and exits non-zero;
-it never shows a traceback for these.
+line that names what was wrong and what to do. The CLI prints that line and exits with the
+error's :attr:`~LoadtestError.exit_code`; it never shows a traceback for these.
+
+Exit codes mean one thing on every entry point (``run``, ``locust``, ``agent``, ``alt``,
+``audio``, ``generate-audio``, ``report``)::
+
+    0  pass (or warn)                   the run met its SLO, or the command did its job
+    1  SLO fail                          only a judged run exits 1
+    2  invalid run or configuration     nothing was judged: a bad setting, flag or file, an
+       or usage error                   unusable audio cache, an unreachable target or store
 
 ::
 
@@ -27,7 +35,15 @@ broken *agent* is not an exception: it is a measurement (a failed request event)
 
 from __future__ import annotations
 
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+
 __all__ = [
+    "EXIT_INVALID",
+    "EXIT_PASS",
+    "EXIT_SLO_FAIL",
     "AudioError",
     "AudioFormatError",
     "ConfigError",
@@ -40,16 +56,23 @@ __all__ = [
     "StorageUnreachable",
     "TargetUnreachable",
     "TtsError",
+    "run_command",
 ]
+
+
+EXIT_PASS = 0
+EXIT_SLO_FAIL = 1
+EXIT_INVALID = 2
 
 
 class LoadtestError(Exception):
     """Base of every error voice-loadtest raises on purpose; ``str(exc)`` is one line.
 
-    ``exit_code`` is what the CLI exits with (1 unless a subclass says otherwise).
+    ``exit_code`` is what the CLI exits with: :data:`EXIT_INVALID`, as nothing was judged
+    (1 belongs to a failed SLO alone).
     """
 
-    exit_code = 1
+    exit_code = EXIT_INVALID
 
 
 class ConfigError(LoadtestError):
@@ -99,4 +122,22 @@ class ReportsError(LoadtestError):
 class TargetUnreachable(LoadtestError):
     """The agent under test could not be reached; nothing was measured (an invalid run)."""
 
-    exit_code = 2
+
+def run_command(
+    prog: str, handler: Callable[[argparse.Namespace], int], args: argparse.Namespace
+) -> int:
+    """Run a command's handler with the project's exit codes: a :class:`LoadtestError` is one
+    line (``prog: error: …``) and its code; anything else is a bug, shown with its traceback,
+    and exits :data:`EXIT_INVALID` (1 would read as a failed SLO)."""
+    try:
+        return int(handler(args))
+    except LoadtestError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"{prog}: internal error (a bug; the traceback above helps fix it)", file=sys.stderr)
+        return EXIT_INVALID

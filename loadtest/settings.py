@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadtest.compat_env import translate_compat
 from loadtest.errors import ConfigError
 
 __all__ = ["SETTINGS", "CallerSettings", "Knob", "parse_number", "parse_settings"]
@@ -201,6 +202,15 @@ def _parameters(env: str, raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _optional(parse: Callable[[str, str], Any]) -> Callable[[str, str], Any]:
+    """``parse``, or ``None`` for an empty value (the setting's default is computed)."""
+
+    def parse_optional(env: str, raw: str) -> Any:
+        return parse(env, raw) if raw.strip() else None
+
+    return parse_optional
+
+
 def _path(env: str, raw: str) -> Path:
     return Path(raw.strip() or ".")
 
@@ -246,6 +256,21 @@ SETTINGS: dict[str, Knob] = {
             "5",
             "seconds to wait for the agent's answer",
             _float(0.0, 600, open_lo=True),
+        ),
+        Knob(
+            "TURN_TIMEOUT_SEC",
+            "",
+            "seconds a turn waits for the agent's answer to end, from the caller's end of "
+            "speech, before the next turn starts regardless (empty: 30, or "
+            "FIRST_BYTE_TIMEOUT_SEC if longer)",
+            _optional(_float(0.0, 3600, open_lo=True)),
+        ),
+        Knob(
+            "PAUSE_BETWEEN_TURNS_SEC",
+            "0",
+            "seconds the caller waits after the agent's answer ended before its next turn "
+            "(a barge-in turn does not wait)",
+            _float(0.0, 600),
         ),
         Knob(
             "BARGE_QUIET_MS",
@@ -355,6 +380,13 @@ SETTINGS: dict[str, Knob] = {
             "largest agent message accepted; a larger one fails the call as protocol_error",
             _int(1024, 1 << 30),
         ),
+        Knob(
+            "SAMPLE_RATE",
+            "",
+            "sample rate of the audio cache in Hz: checked against its manifest; a folder of "
+            "PCM files without one is read at this rate (empty: the manifest's, else 16000)",
+            _optional(_rate),
+        ),
         Knob("SEED", "", "random seed for scenario choice and barge-in (empty: random)", _text),
         Knob(
             "TURN_LOG",
@@ -388,6 +420,8 @@ class CallerSettings:
     chunks_per_turn: int
     chunk_ms: int
     first_byte_timeout_ms: int
+    turn_timeout_ms: int | None
+    pause_between_turns_ms: int
     barge_quiet_ms: int
     barge_in_rate: float
     barge_after_ms: int
@@ -408,6 +442,7 @@ class CallerSettings:
     reconnect_base_delay_ms: int
     reconnect_max_delay_ms: int
     ws_max_message_bytes: int
+    sample_rate: int | None
     seed: int | None
     probe: bool = True
     turn_log: str = ""
@@ -419,11 +454,21 @@ class CallerSettings:
 
 
 def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
-    """Validate ``raw`` (env-var names → strings; missing/None = default) into settings."""
+    """Validate ``raw`` (env-var names → strings; missing/None = default) into settings.
+
+    The accelerator's variables in ``raw`` (:mod:`loadtest.compat_env`) set the knob they
+    mean, or stop here with one line saying what to use instead.
+    """
+    raw, origins = translate_compat(raw)
     values: dict[str, Any] = {}
     for env, knob in SETTINGS.items():
         text = raw.get(env)
-        values[env] = knob.parse(env, knob.default if text is None else str(text))
+        try:
+            values[env] = knob.parse(env, knob.default if text is None else str(text))
+        except ConfigError as exc:
+            if env not in origins:
+                raise
+            raise ConfigError(f"{exc} (set from {origins[env]})") from None
     if values["CHUNK_MS"] not in (10, 20, 40):
         raise _fail("CHUNK_MS", str(values["CHUNK_MS"]), "allowed: 10, 20, 40")
     seed_text = values["SEED"]
@@ -431,6 +476,13 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         seed = int(seed_text) if seed_text else None
     except ValueError as exc:
         raise _fail("SEED", seed_text, "expected a whole number or empty") from exc
+    turn_timeout = values["TURN_TIMEOUT_SEC"]
+    if turn_timeout is not None and turn_timeout < values["FIRST_BYTE_TIMEOUT_SEC"]:
+        raise _fail(
+            "TURN_TIMEOUT_SEC",
+            f"{turn_timeout:g}",
+            f"must be >= FIRST_BYTE_TIMEOUT_SEC ({values['FIRST_BYTE_TIMEOUT_SEC']:g})",
+        )
     if values["RECONNECT_MAX_DELAY_MS"] < values["RECONNECT_BASE_DELAY_MS"]:
         raise _fail(
             "RECONNECT_MAX_DELAY_MS",
@@ -453,6 +505,8 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         chunks_per_turn=values["CHUNKS_PER_TURN"],
         chunk_ms=values["CHUNK_MS"],
         first_byte_timeout_ms=round(values["FIRST_BYTE_TIMEOUT_SEC"] * 1000),
+        turn_timeout_ms=None if turn_timeout is None else round(turn_timeout * 1000),
+        pause_between_turns_ms=round(values["PAUSE_BETWEEN_TURNS_SEC"] * 1000),
         barge_quiet_ms=values["BARGE_QUIET_MS"],
         barge_in_rate=values["BARGE_IN_RATE"],
         barge_after_ms=values["BARGE_AFTER_MS"],
@@ -473,6 +527,7 @@ def parse_settings(raw: Mapping[str, str | None]) -> CallerSettings:
         reconnect_base_delay_ms=values["RECONNECT_BASE_DELAY_MS"],
         reconnect_max_delay_ms=values["RECONNECT_MAX_DELAY_MS"],
         ws_max_message_bytes=values["WS_MAX_MESSAGE_BYTES"],
+        sample_rate=values["SAMPLE_RATE"],
         seed=seed,
         probe=values["PROBE"],
         turn_log=values["TURN_LOG"],

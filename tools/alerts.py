@@ -6,14 +6,20 @@ while it runs (the end-of-run gate judges the whole run):
 * ``severity: warning`` — the check misses its *target* (the gate would say ``warn``);
 * ``severity: critical`` — it misses its *acceptable* threshold (the gate would say ``fail``).
 
-Thresholds are the exporter's ``voice_loadtest_slo_threshold`` gauges (one source of truth:
-the run's ``--slo`` file), so a check switched off there (``ttfb_p95_ms: null``) exports no
-threshold and its alerts cannot fire — as in the gate. Comparisons follow the gate: a latency
-misses at ``actual >= threshold``, a ratio at ``actual <= threshold`` unless it is a perfect 1.
+Thresholds are the exporter's ``voice_loadtest_slo_threshold_seconds`` / ``_ratio`` gauges
+(one source of truth: the run's ``--slo`` file), so a check switched off there
+(``ttfb_p95_ms: null``) exports no threshold and its alerts cannot fire — as in the gate.
+Comparisons follow the gate: a latency misses at ``actual >= threshold``, a ratio at
+``actual <= threshold`` unless it is a perfect 1.
 
-``severity: harness`` alerts fire when the load generator itself is saturated (frame lateness
-p99 or a worker's CPU over the :class:`~loadtest.metrics.slo.SloConfig` harness limits — the
-gate calls such a run ``invalid``): latencies measured then are not trustworthy.
+The ``voice-loadtest-harness`` alerts (``severity: warning``, ``slo_check: harness``) fire
+when the load generator itself is saturated (frame lateness p99, receive lag p99 or a worker's
+CPU over the :class:`~loadtest.metrics.slo.SloConfig` harness limits — the gate calls such a
+run ``invalid``): latencies measured then are not trustworthy.
+
+Every alert has a ``runbook_url``: the section of ``docs/troubleshooting.md`` that says what
+to do, as a path in this repository (:data:`RUNBOOK`), since where the repository is hosted is
+the user's; prefix it with that host in the Alertmanager template if you want links.
 
 :func:`alert_groups` returns the rule groups; :func:`render_rules` the text of the one committed
 rules file, ``helm/voice-loadtest/rules/alerts.yml`` (the chart's PrometheusRule embeds its
@@ -30,10 +36,20 @@ import yaml
 from loadtest.metrics.slo import DEFAULT_SLO, SloConfig
 from tools import promql as q
 
-__all__ = ["WINDOW", "AlertRule", "alert_groups", "alert_rules", "render_rules"]
+__all__ = ["RUNBOOK", "WINDOW", "AlertRule", "alert_groups", "alert_rules", "render_rules"]
 
 WINDOW = "5m"
 """Rolling window of every alert's rate/quantile."""
+
+RUNBOOK = "docs/troubleshooting.md"
+"""The page whose sections are the alerts' runbooks (``runbook_url`` = page#section)."""
+_RUNBOOK_SECTIONS = {
+    "ttfb_p95_ms": "ttfb-over-its-slo",
+    "barge_in_p95_ms": "barge-in-over-its-slo",
+    "connection_success": "connection-success-below-its-slo",
+    "turn_success": "turn-success-below-its-slo",
+    "harness": "harness-saturated",
+}
 
 _UNTRUSTWORTHY = (
     "A saturated harness makes latencies untrustworthy: the slowness may be the load "
@@ -76,13 +92,21 @@ class AlertRule:
             f" {self.guard}"
         )
 
+    @property
+    def runbook_url(self) -> str:
+        return f"{RUNBOOK}#{_RUNBOOK_SECTIONS[self.check]}"
+
     def as_rule(self) -> dict[str, Any]:
         return {
             "alert": self.name,
             "expr": self.expr + "\n",
             "for": self.for_,
             "labels": {"severity": self.severity, "slo_check": self.check},
-            "annotations": {"summary": self.summary, "description": self.description},
+            "annotations": {
+                "summary": self.summary,
+                "description": self.description,
+                "runbook_url": self.runbook_url,
+            },
         }
 
 
@@ -146,7 +170,7 @@ def _harness_rules(slo: SloConfig) -> list[AlertRule]:
     return [
         AlertRule(
             name="VoiceLoadtestHarnessFrameLateness",
-            severity="harness",
+            severity="warning",
             check="harness",
             measured=lateness,
             op=">",
@@ -161,7 +185,7 @@ def _harness_rules(slo: SloConfig) -> list[AlertRule]:
         ),
         AlertRule(
             name="VoiceLoadtestHarnessReceiveLag",
-            severity="harness",
+            severity="warning",
             check="harness",
             measured=q.quantile(
                 0.99, "voice_loadtest_event_loop_lag_seconds", window=WINDOW, by=("target",)
@@ -178,13 +202,13 @@ def _harness_rules(slo: SloConfig) -> list[AlertRule]:
         ),
         AlertRule(
             name="VoiceLoadtestHarnessWorkerCpu",
-            severity="harness",
+            severity="warning",
             check="harness",
-            measured="voice_loadtest_worker_cpu_percent",
+            measured="voice_loadtest_worker_cpu_ratio",
             op=">",
-            threshold=f"{slo.max_worker_cpu_percent:g}",
+            threshold=f"{slo.max_worker_cpu_percent / 100:g}",
             for_="1m",
-            summary="Load worker {{ $labels.worker }} at {{ $value | humanize }} % CPU "
+            summary="Load worker {{ $labels.worker }} at {{ $value | humanizePercentage }} CPU "
             f"(limit {slo.max_worker_cpu_percent:g} %)",
             description="A saturated worker delays sending and receiving audio. "
             f"{_UNTRUSTWORTHY} Add workers or lower callers per worker.",

@@ -5,7 +5,7 @@ Two dashboards, both on a ``${datasource}`` Prometheus variable with ``target`` 
 
 * ``voice-loadtest`` — *Voice load test*: run overview (callers, workers, run state,
   calls/turns, frames/s, live SLO status per check), TTFB and barge-in p50/p95/p99 over time
-  with the SLO target and acceptable thresholds drawn from ``voice_loadtest_slo_threshold``,
+  with the SLO target and acceptable thresholds drawn from ``voice_loadtest_slo_threshold_*``,
   success ratios, errors, harness health, and the agent's Azure Monitor metrics on the same
   time axis.
 * ``voice-loadtest-detail`` — *Voice load test — call flow and Locust*: greeting, connect,
@@ -89,7 +89,7 @@ def _latency_vs_slo(check: str, name: str) -> Panel:
         f"{name} p50 / p95 / p99 vs SLO",
         f"{name} percentiles over the last rate interval, pooled over every worker; "
         "'p95 run so far' is what the end-of-run SLO gate judges. Dashed lines: the run's "
-        f"SLO target and acceptable thresholds for {check} (voice_loadtest_slo_threshold).",
+        f"SLO target and acceptable thresholds for {check} (voice_loadtest_slo_threshold_*).",
         *_percentiles(histogram, TS, qs=(0.5, 0.95, 0.99)),
         Query(q.quantile(0.95, histogram, TS, window=None), "p95 run so far"),
         Query(q.threshold(check, "target"), "SLO target"),
@@ -224,8 +224,8 @@ def _harness() -> Row:
         _ts("Worker CPU", f"CPU of each Locust worker; over "
             f"{DEFAULT_SLO.max_worker_cpu_percent:g} % (red line) the run is invalid. "
             + untrustworthy,
-            Query("voice_loadtest_worker_cpu_percent", "{{worker}}"), unit="percent", width=6,
-            field_config=_limit_line(DEFAULT_SLO.max_worker_cpu_percent),
+            Query("voice_loadtest_worker_cpu_ratio", "{{worker}}"), unit="percentunit", width=6,
+            field_config=_limit_line(DEFAULT_SLO.max_worker_cpu_percent / 100),
             custom={"thresholdsStyle": {"mode": "line"}}),
         _ts("Realtime factor", "Audio time streamed / wall time taken; 1 is real time, "
             "below 1 the callers fall behind.",

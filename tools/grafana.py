@@ -76,7 +76,7 @@ def row(title: str, *panels: Panel) -> Row:
 
 def series_style(name: str, color: str, *, dashed: bool = False) -> dict[str, Any]:
     """An override for the series called ``name``: fixed colour, optionally a dashed line
-    without fill (used for SLO thresholds drawn from ``voice_loadtest_slo_threshold``)."""
+    without fill (used for SLO thresholds drawn from ``voice_loadtest_slo_threshold_*``)."""
     properties: list[dict[str, Any]] = [
         {"id": "color", "value": {"mode": "fixed", "fixedColor": color}}
     ]

@@ -11,10 +11,11 @@ of Prometheus, so the Grafana panels (:mod:`tools.dashboards`) and the alert rul
 are totals since the master started, so the raw series are the run-to-date values the SLO
 gate judges at the end.
 
-The SLO thresholds come from the exporter's ``voice_loadtest_slo_threshold{check,level}``
-gauges (seconds for latencies, ratios for rates), never from numbers copied here: one source
-of truth, the run's own ``--slo`` file. When several masters share one Prometheus, the
-loosest threshold applies (``max`` for latencies, ``min`` for ratios); normally there is one.
+The SLO thresholds come from the exporter's gauges ``voice_loadtest_slo_threshold_seconds``
+(latency checks) and ``voice_loadtest_slo_threshold_ratio`` (success ratios), labelled
+``{check,level}``, never from numbers copied here: one source of truth, the run's own
+``--slo`` file. When several masters share one Prometheus, the loosest threshold applies
+(``max`` for latencies, ``min`` for ratios); normally there is one.
 """
 
 from __future__ import annotations
@@ -90,8 +91,10 @@ def ratio(counter: str, matchers: str = "", *, window: str | None, by: Sequence[
 
 def threshold(check: str, level: str) -> str:
     """The exported SLO threshold of ``check`` at ``level`` (``target`` | ``acceptable``)."""
-    loosest = "min" if check in RATIO_CHECKS else "max"
-    series = selector("voice_loadtest_slo_threshold", f'check="{check}"', f'level="{level}"')
+    loosest, family = ("min", "ratio") if check in RATIO_CHECKS else ("max", "seconds")
+    series = selector(
+        f"voice_loadtest_slo_threshold_{family}", f'check="{check}"', f'level="{level}"'
+    )
     return f"{loosest}({series})"
 
 

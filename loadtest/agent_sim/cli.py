@@ -31,7 +31,7 @@ from loadtest.agent_sim.ground_truth import GroundTruthWriter
 from loadtest.agent_sim.processes import run_processes
 from loadtest.agent_sim.server import AgentServer
 from loadtest.agent_sim.stats import AgentStats, AgentStatsCollector
-from loadtest.errors import ConfigError, LoadtestError
+from loadtest.errors import ConfigError, run_command
 
 __all__ = [
     "add_agent_arguments",
@@ -217,8 +217,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_agent_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run_agent(args)
-    except LoadtestError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
+    return run_command(parser.prog, run_agent, args)

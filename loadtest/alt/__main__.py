@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from loadtest.alt.cli import add_alt_actions
-from loadtest.errors import LoadtestError
+from loadtest.errors import run_command
 
 __all__ = ["main"]
 
@@ -18,11 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_alt_actions(parser)
     args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except LoadtestError as exc:
-        print(f"voice-loadtest: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_command("voice-loadtest", args.handler, args)
 
 
 if __name__ == "__main__":

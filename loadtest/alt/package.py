@@ -74,7 +74,8 @@ from pathlib import Path
 
 if sys.version_info < (3, 11):  # noqa: UP036 - the engine's Python is not ours to choose
     found = sys.version.split()[0]
-    sys.exit(f"voice-loadtest: error: needs Python >= 3.11, the engine has {{found}}")
+    print(f"voice-loadtest: error: needs Python >= 3.11, the engine has {{found}}", file=sys.stderr)
+    sys.exit(2)  # a configuration error, as everywhere in voice-loadtest (1 is a failed SLO)
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE / "{archive}"))

@@ -33,8 +33,11 @@ from loadtest.errors import AudioError, LoadtestError, StorageError
 
 __all__ = [
     "AudioCache",
+    "CacheIdentity",
     "CacheReport",
     "Clip",
+    "describe_cache",
+    "has_audio",
     "inspect_cache",
     "load_cache",
     "write_bytes_atomic",
@@ -77,6 +80,57 @@ class CacheReport:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheIdentity:
+    """Which audio a cache holds: what a run states in its first lines and its summary.
+
+    ``digest`` is ``sha256:<hex>`` over every file name with the sha256 of its bytes, in name
+    order: the same audio under the same names has the same digest, whatever the manifests'
+    timestamps or the folder's path.
+    """
+
+    directory: str
+    engines: tuple[str, ...]
+    voices: tuple[str, ...]
+    files: int
+    sample_rates: tuple[int, ...]
+    digest: str
+
+    def line(self) -> str:
+        """One line for a person, e.g. ``audio_cache: espeak (en-us), 8 files, 16000 Hz, …``."""
+        rates = "/".join(str(rate) for rate in self.sample_rates) or "?"
+        return (
+            f"{self.directory}: {', '.join(self.engines) or 'unknown engine'} "
+            f"({', '.join(self.voices) or 'unknown voice'}), {self.files} files, {rates} Hz, "
+            f"{self.digest[:19]}…"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """The summary's ``audio`` block."""
+        return {
+            "dir": self.directory,
+            "engines": list(self.engines),
+            "voices": list(self.voices),
+            "files": self.files,
+            "sample_rates": list(self.sample_rates),
+            "digest": self.digest,
+        }
+
+
+def _identity(directory: Path, named: Iterable[tuple[ManifestEntry, str]]) -> CacheIdentity:
+    """The identity of ``directory`` from its entries, each with the sha256 of its bytes."""
+    pairs = list(named)
+    lines = sorted(f"{entry.filename}\0{sha}\n" for entry, sha in pairs)
+    return CacheIdentity(
+        directory=str(directory),
+        engines=tuple(sorted({entry.engine for entry, _ in pairs})),
+        voices=tuple(sorted({entry.voice for entry, _ in pairs})),
+        files=len(pairs),
+        sample_rates=tuple(sorted({entry.sample_rate for entry, _ in pairs})),
+        digest="sha256:" + sha256_hex("".join(lines).encode()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AudioCache:
     """A verified cache: clips grouped by scenario, each list in turn order."""
 
@@ -86,17 +140,32 @@ class AudioCache:
     warnings: tuple[str, ...] = ()
 
     @property
-    def digest(self) -> str:
-        """``sha256:<hex>`` of the cache's content: every file name with the sha256 of its PCM
-        bytes, in name order. Two folders with the same audio under the same names have the
-        same digest whatever their manifests' timestamps, so a run can say which audio it
-        played and two workers can be checked to have played the same."""
-        lines = sorted(
-            f"{clip.entry.filename}\0{sha256_hex(clip.pcm)}\n"
-            for clips in self.scenarios.values()
-            for clip in clips
-        )
-        return "sha256:" + sha256_hex("".join(lines).encode())
+    def identity(self) -> CacheIdentity:
+        """Which audio this cache holds (see :class:`CacheIdentity`)."""
+        clips = [clip for clips in self.scenarios.values() for clip in clips]
+        return _identity(self.directory, ((clip.entry, sha256_hex(clip.pcm)) for clip in clips))
+
+
+def has_audio(directory: Path) -> bool:
+    """Whether ``directory`` holds a cache already: a manifest or any ``*.pcm`` file."""
+    return (directory / MANIFEST_NAME).exists() or any(directory.glob("*.pcm"))
+
+
+def describe_cache(directory: Path) -> CacheIdentity:
+    """The identity of the cache in ``directory`` from its manifest (the bytes are read only
+    where the manifest has no sha256), without verifying it; files it names that are missing
+    are left out."""
+    report = CacheReport(directory=directory, format="current")
+    try:
+        entries = _read_entries(directory, report, 16000)
+        named = [
+            (entry, entry.sha256 or sha256_hex((directory / entry.filename).read_bytes()))
+            for entry in entries
+            if (directory / entry.filename).is_file()
+        ]
+    except OSError as exc:
+        raise StorageError(f"cannot read audio cache {directory}: {exc.strerror}") from exc
+    return _identity(directory, named)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from loadtest.audio.cache import CacheReport, inspect_cache
+from loadtest.audio.cache import CacheReport, describe_cache, has_audio, inspect_cache
 from loadtest.audio.generate import GenerateOptions, generate_audio
 from loadtest.audio.pcm import SUPPORTED_RATES, duration_ms
 from loadtest.audio.scenarios import load_scenarios, select_scenarios
 from loadtest.audio.tts import make_engine, test_connection
+from loadtest.errors import EXIT_INVALID, EXIT_PASS
 
 __all__ = [
     "add_generate_arguments",
@@ -75,7 +76,23 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="cache folder (default: $PCM_DIR, else audio_cache/)"
     )
-    parser.add_argument("--force", action="store_true", help="regenerate even cached files")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="regenerate even cached files, and replace another cache in --out (one made with "
+        "another engine, voice or scenarios file), which is otherwise refused",
+    )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="with --force: also delete PCM files in --out that generate-audio did not write",
+    )
+    parser.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="generate only when --out holds no audio yet; otherwise name the cache there and "
+        "write nothing (what the run targets of the Makefile use)",
+    )
     parser.add_argument(
         "--test-connection",
         action="store_true",
@@ -89,10 +106,14 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.test_connection:
         print(test_connection(engine))
         return 0
+    out_dir = args.out or default_audio_dir()
+    if args.if_missing and out_dir.is_dir() and has_audio(out_dir):
+        print(f"audio: using {describe_cache(out_dir).line()} (left as it is)")
+        return 0
     scenarios = select_scenarios(load_scenarios(args.scenarios_file), args.scenarios)
     options = GenerateOptions(
-        out_dir=args.out or default_audio_dir(), sample_rate=args.sample_rate,
-        max_turns=args.max_turns, voice=args.voice, rate=args.rate, force=args.force,
+        out_dir=out_dir, sample_rate=args.sample_rate, max_turns=args.max_turns,
+        voice=args.voice, rate=args.rate, force=args.force, prune=args.prune,
         lead_ms=args.lead_ms, tail_ms=args.tail_ms,
     )  # fmt: skip
     total = sum(min(len(s.turns), options.max_turns or len(s.turns)) for s in scenarios)
@@ -112,6 +133,7 @@ def run_generate(args: argparse.Namespace) -> int:
         f"{len(result.generated)} generated, {len(result.reused)} reused; "
         f"manifest: {result.manifest}"
     )
+    print(f"audio: {describe_cache(out_dir).line()}")
     return 0
 
 
@@ -178,4 +200,5 @@ def run_inspect(args: argparse.Namespace) -> int:
         for problem in report.problems:
             print(f"problem: {problem}")
         print(f"{len(report.problems)} problem(s)")
-    return 1 if report.problems else 0
+    # A cache with problems is one a run refuses: the same code as that run (1 is a failed SLO).
+    return EXIT_INVALID if report.problems else EXIT_PASS

@@ -56,7 +56,11 @@ class ConversationConfig:
             ``None`` = ``first_byte_timeout_ms``.
         max_tail_ms: the longest a caller keeps listening after its end of speech (or after
             the greeting began) before the next turn starts regardless — a cap for agents
-            whose audio never stops. At least ``first_byte_timeout_ms``.
+            whose audio never stops. At least ``first_byte_timeout_ms`` (seed
+            ``TURN_TIMEOUT_SEC``).
+        pause_between_turns_ms: after the agent's answer is over (or timed out), the caller
+            waits this long before its next turn — a person thinking before they speak (seed
+            ``PAUSE_BETWEEN_TURNS_SEC``). A barge-in turn does not wait.
         agent_sample_rate: sample rate of the agent's PCM16 audio, to turn
             :attr:`Inbound.audio_bytes <loadtest.protocols.base.Inbound.audio_bytes>` into
             playback time.
@@ -72,6 +76,7 @@ class ConversationConfig:
     greeting: GreetingMode = GreetingMode.WAIT
     greeting_timeout_ms: int | None = None
     max_tail_ms: int = 30_000
+    pause_between_turns_ms: int = 0
     agent_sample_rate: int = 16_000
 
     def __post_init__(self) -> None:
@@ -114,6 +119,12 @@ class ConversationConfig:
             "max_tail_ms",
             self.max_tail_ms,
             f"at least first_byte_timeout_ms={self.first_byte_timeout_ms}",
+        )
+        _check(
+            self.pause_between_turns_ms >= 0,
+            "pause_between_turns_ms",
+            self.pause_between_turns_ms,
+            ">= 0",
         )
         _check(
             self.agent_sample_rate in SUPPORTED_RATES,

@@ -3,10 +3,11 @@
 The caller's next turn starts at the first frame slot at which one of these holds:
 
 * the agent's audio is over: no agent audio for ``barge_quiet_ms`` *and* the playback buffer
-  ran dry (an agent that bursts 5 s of audio in 200 ms is heard for 5 s);
+  ran dry (an agent that bursts 5 s of audio in 200 ms is heard for 5 s), and then
+  ``pause_between_turns_ms`` passed (before turn 0 no pause: the greeting is not a turn);
 * for a barge-in turn: ``barge_after_ms`` passed since the answer's first audio and the
   answer is still going (if it is already over, the turn starts normally: nothing to barge);
-* no answer within ``first_byte_timeout_ms`` of EOS (a TTFB timeout);
+* no answer within ``first_byte_timeout_ms`` of EOS (a TTFB timeout), plus the pause;
 * ``max_tail_ms`` after EOS (after the greeting's first audio), whatever the agent is doing.
 """
 
@@ -44,6 +45,7 @@ class TurnTaking:
     timeout_ns: int
     max_tail_ns: int
     greeting_wait_ns: int
+    pause_ns: int = 0
 
     @classmethod
     def from_config(cls, config: ConversationConfig) -> TurnTaking:
@@ -53,6 +55,7 @@ class TurnTaking:
             timeout_ns=config.first_byte_timeout_ms * _NS_PER_MS,
             max_tail_ns=config.max_tail_ms * _NS_PER_MS,
             greeting_wait_ns=config.greeting_wait_ms * _NS_PER_MS,
+            pause_ns=config.pause_between_turns_ms * _NS_PER_MS,
         )
 
     def quiet_at_ns(self, last_audio_ns: int | None, playback_end_ns: int) -> int:
@@ -69,13 +72,13 @@ class TurnTaking:
         barge_next: bool,
         quiet_at_ns: int,
         playback_end_ns: int,
+        pause_ns: int = 0,
     ) -> Handoff | None:
-        """Whether the answer whose first audio arrived at ``first_ns`` gives way at ``due_ns``."""
-        if barge_next and due_ns >= first_ns + self.barge_after_ns:
-            if due_ns < quiet_at_ns:
-                return Handoff(barge=True, ended_ns=due_ns)
-            return Handoff(barge=False, ended_ns=playback_end_ns)
-        if due_ns >= quiet_at_ns:
+        """Whether the answer whose first audio arrived at ``first_ns`` gives way at ``due_ns``
+        (a normal turn ``pause_ns`` after the agent went quiet)."""
+        if barge_next and due_ns >= first_ns + self.barge_after_ns and due_ns < quiet_at_ns:
+            return Handoff(barge=True, ended_ns=due_ns)
+        if due_ns >= quiet_at_ns + pause_ns:
             return Handoff(barge=False, ended_ns=playback_end_ns)
         return None
 
@@ -126,10 +129,13 @@ class TurnTaking:
                 barge_next=barge_next,
                 quiet_at_ns=quiet_at_ns,
                 playback_end_ns=playback_end_ns,
+                pause_ns=self.pause_ns,
             )
         elif turn.timed_out:
-            return Handoff(barge=False, ended_ns=eos_ns + self.timeout_ns)
-        elif turn.ambiguous and due_ns >= quiet_at_ns:
+            timed_out_ns = eos_ns + self.timeout_ns
+            if due_ns >= timed_out_ns + self.pause_ns:
+                return Handoff(barge=False, ended_ns=timed_out_ns)
+        elif turn.ambiguous and due_ns >= quiet_at_ns + self.pause_ns:
             return Handoff(barge=False, ended_ns=playback_end_ns)
         if handoff is None and due_ns >= eos_ns + self.max_tail_ns:
             return Handoff(barge=False, ended_ns=due_ns, truncated=True)

@@ -13,7 +13,7 @@ without the conversation core.
 
 Per call, in the edge's order::
 
-    tally = Tally(stats, per_turn_stats=settings.per_turn_stats)
+    tally = Tally(stats, per_turn_stats=..., ignore_benign_close=...)
     tally.call_placed()
     tally.connect_attempt(retry=attempt > 0)       # each attempt; then one of:
     sample = tally.connected(elapsed_ms)           # or tally.connect_failed(error, detail,
@@ -60,11 +60,14 @@ class RequestSample:
 class Tally:
     """Records one caller's measurements into ``stats``. Not shared between callers."""
 
-    __slots__ = ("per_turn_stats", "stats")
+    __slots__ = ("ignore_benign_close", "per_turn_stats", "stats")
 
-    def __init__(self, stats: VoiceStats, *, per_turn_stats: bool = False) -> None:
+    def __init__(
+        self, stats: VoiceStats, *, per_turn_stats: bool = False, ignore_benign_close: bool = False
+    ) -> None:
         self.stats = stats
         self.per_turn_stats = per_turn_stats  # PER_TURN_STATS: also ttfb/<scenario>/<turn>
+        self.ignore_benign_close = ignore_benign_close  # WS_IGNORE_CLOSE_EXCEPTIONS
 
     # ------------------------------------------------------------------ connect
     def call_placed(self) -> None:
@@ -102,8 +105,10 @@ class Tally:
     ) -> list[RequestSample]:
         """Record ``events`` (from :meth:`Conversation.events`); the Locust samples to fire.
 
-        ``benign_close``: the connection closed with a code the user asked to ignore
-        (``WS_IGNORE_CLOSE_EXCEPTIONS``), so a turn cut by it is counted, not failed.
+        ``benign_close``: the connection closed normally (1000/1001/1006). A turn cut by such
+        a close is counted, not failed, when the user asked so (``ignore_benign_close``:
+        ``WS_IGNORE_CLOSE_EXCEPTIONS``); otherwise it fails and is also counted as
+        ``closes_benign_failed``, so the run can say why.
         ``run_ended_ns``: when the run time ran out, if it has; answers decided from then on
         (while callers finish their turn) count like any other and also as ``after_run_time``."""
         samples: list[RequestSample] = []
@@ -127,8 +132,10 @@ class Tally:
         if metric is Metric.CONNECT:
             return []  # measured around the upgrade itself: connected() / connect_failed()
         if failure is Failure.CLOSED_MID_TURN and benign_close:
-            stats.count("closes_ignored")
-            return []
+            if self.ignore_benign_close:
+                stats.count("closes_ignored")
+                return []
+            stats.count("closes_benign_failed")
         ok = failure is None
         scenario = sample.scenario
         if metric is Metric.TTFB and ok:

@@ -4,10 +4,12 @@ A custom collector (:class:`VoiceCollector`) builds every family at scrape time 
 :class:`Snapshot` supplied by a callable, so nothing is copied into the client's global
 registry and tests inject their own :class:`~prometheus_client.CollectorRegistry`.
 
-Names follow Prometheus conventions: ``voice_loadtest_<what>_<base unit>``; latencies are
-histograms in seconds with fixed buckets (:data:`LATENCY_BUCKETS_S`), counters end in
-``_total``. Labels stay low-cardinality: ``target`` (the agent URL without query), ``scenario``,
-``outcome``, ``error`` (stable error names), Locust request ``name`` — never call or user ids.
+Names follow Prometheus conventions: ``voice_loadtest_<what>_<base unit>``, one unit per
+family (seconds, or a 0–1 ``_ratio``); latencies are histograms in seconds with fixed buckets
+(:data:`LATENCY_BUCKETS_S`), counters end in ``_total``, and only a summary carries a
+``quantile`` label. The output passes ``promtool check metrics``. Labels stay low-cardinality:
+``target`` (the agent URL without query), ``scenario``, ``outcome``, ``error`` (stable error
+names), Locust request ``name`` — never call or user ids.
 """
 
 from __future__ import annotations
@@ -181,6 +183,7 @@ class RequestRow:
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    sum_ms: float = 0.0  # of every response time so far, as Locust totals it
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,10 +318,12 @@ def _run_state(snap: Snapshot) -> Iterator[Metric]:
         workers.add_metric([name], float(n))
     yield workers
     cpu = GaugeMetricFamily(
-        "voice_loadtest_worker_cpu_percent", "CPU of each load worker.", labels=["worker"]
+        "voice_loadtest_worker_cpu_ratio",
+        "CPU of each load worker (1 = one core busy).",
+        labels=["worker"],
     )
     for worker, percent in sorted(snap.worker_cpu_percent.items()):
-        cpu.add_metric([worker], percent)
+        cpu.add_metric([worker], percent / 100.0)
     yield cpu
     factor = GaugeMetricFamily(
         "voice_loadtest_realtime_factor", "Audio time streamed / wall time taken (1 = real time)."
@@ -339,35 +344,42 @@ def _locust(snap: Snapshot) -> Iterator[Metric]:
     rps = GaugeMetricFamily(
         "voice_loadtest_locust_requests_per_second", "Current request rate by name.", labels=labels
     )
-    current = GaugeMetricFamily(
-        "voice_loadtest_locust_response_time_seconds",
-        "Locust's current response-time percentiles by name.",
-        labels=[*labels, "quantile"],
-    )
+    # A summary: Locust's current percentiles (its recent window, as a summary's quantiles
+    # are), with the count and sum of every response time so far.
+    name = "voice_loadtest_locust_response_time_seconds"
+    current = Metric(name, "Locust's response times by name: its current percentiles.", "summary")
     for row in snap.requests:
         key = [snap.target, row.name]
         requests.add_metric(key, float(row.requests))
         failures.add_metric(key, float(row.failures))
         rps.add_metric(key, row.rps)
+        labelled = dict(zip(labels, key, strict=True))
         for quantile, value in (("0.5", row.p50_ms), ("0.95", row.p95_ms), ("0.99", row.p99_ms)):
             if value is not None:
-                current.add_metric([*key, quantile], value / 1000.0)
+                current.add_sample(name, {**labelled, "quantile": quantile}, value / 1000.0)
+        current.add_sample(f"{name}_count", labelled, float(row.requests))
+        current.add_sample(f"{name}_sum", labelled, row.sum_ms / 1000.0)
     yield from (requests, failures, rps, current)
 
 
 def _slo(snap: Snapshot) -> Iterator[Metric]:
     if snap.slo is None:
         return
-    family = GaugeMetricFamily(
-        "voice_loadtest_slo_threshold",
-        "SLO thresholds (seconds for latencies, ratio for rates), for dashboards and alerts.",
+    seconds = GaugeMetricFamily(
+        "voice_loadtest_slo_threshold_seconds",
+        "The run's SLO thresholds of latency checks, for dashboards and alerts.",
+        labels=["check", "level"],
+    )
+    ratios = GaugeMetricFamily(
+        "voice_loadtest_slo_threshold_ratio",
+        "The run's SLO thresholds of success-ratio checks (0-1), for dashboards and alerts.",
         labels=["check", "level"],
     )
     for check in snap.slo.checks:
-        scale = 1.0 if check.higher_is_better else 0.001
+        family, scale = (ratios, 1.0) if check.higher_is_better else (seconds, 0.001)
         family.add_metric([check.key, "target"], check.target * scale)
         family.add_metric([check.key, "acceptable"], check.acceptable * scale)
-    yield family
+    yield from (seconds, ratios)
     if snap.slo_verdict is not None:
         verdict = GaugeMetricFamily(
             "voice_loadtest_slo_verdict", "1 for the final SLO verdict.", labels=["verdict"]

@@ -15,8 +15,10 @@ Keys (stable; other tools read them)::
     harness.{frame_lateness_ms.{p50,p99,max},receive_lag_ms.{p50,p99,max},
              realtime_factor,worker_cpu_max}
     slo.{verdict,exit_code,reasons,warnings,checks:[{name,threshold,actual,status}]}
-    settings.{...}   run.{started_at,duration_s,users,workers,target,stopped_by,
-                         audio_cache: [sha256:...], scenarios: [name]}
+    settings.{...}   run.{started_at,duration_s,users,spawn_rate,run_time_s,workers,target,
+                         stopped_by, audio_cache: [sha256:...], scenarios: [name]}
+    audio.{dir,engines,voices,files,sample_rates,digest[,others]}   the cache the callers played
+    notes: [str]     how the run was counted, where a user could expect otherwise
     distributions.{ttfb_ms,barge_in_ms,greeting_ms,talk_over_ms}: [[bucket_start_ms, count]]
     timeline: [{t_s, users, ttfb_ms.{count,p50,p95,p99}, barge_in_ms.{...}, connection_success,
                 turn_success, barge_in_success, turns, calls, frame_lateness_ms.{p50,p99},
@@ -250,6 +252,14 @@ def format_table(summary: Mapping[str, Any]) -> str:
         f"{_fmt(h['receive_lag_ms']['p99'], ' ms')}; realtime factor "
         f"{_fmt(h['realtime_factor'])}; worker CPU max {_fmt(h['worker_cpu_max'], ' %')}"
     )
+    audio = summary.get("audio")
+    if audio:
+        lines.append(
+            f"audio: {audio['dir']}: {', '.join(audio['engines'])} ({', '.join(audio['voices'])}),"
+            f" {audio['files']} files, {audio['digest'][:19]}…"
+        )
+        for other in audio.get("others", ()):
+            lines.append(f"audio: a worker played another cache: {other['dir']} {other['digest']}")
     slo = summary["slo"]
     lines.append("")
     lines.append(f"{'SLO check':<22}{'threshold':<34}{'actual':>10}  status")
@@ -257,6 +267,8 @@ def format_table(summary: Mapping[str, Any]) -> str:
         actual = check["actual"]
         shown = "-" if actual is None else (f"{actual:.3f}" if actual <= 1 else f"{actual:.0f}")
         lines.append(f"{check['name']:<22}{check['threshold']:<34}{shown:>10}  {check['status']}")
+    for note in summary.get("notes", ()):
+        lines.append(f"note: {note}")
     for reason in slo["reasons"]:
         lines.append(f"INVALID RUN: {reason}")
     for warning in slo.get("warnings") or ():

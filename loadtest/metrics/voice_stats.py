@@ -74,6 +74,9 @@ COUNTERS: Mapping[str, Counter] = {
     "stream_due_us": Counter("audio time streamed (µs): frames sent × frame length"),
     "stream_actual_us": Counter("wall time the streaming took (µs), first due to last sent"),
     "closes_ignored": Counter("benign closes not counted as failures (WS_IGNORE_CLOSE_...)"),
+    "closes_benign_failed": Counter(
+        "benign closes (1000/1001/1006) mid-turn that failed the turn (WS_IGNORE_CLOSE_... off)"
+    ),
     **{name: Counter(doc) for name, doc in INBOUND_ANOMALIES.items()},
     "barge_skipped": Counter("scheduled barge-ins with nothing left to interrupt"),
     "greeting_absent": Counter("calls with no greeting within the greeting timeout"),

@@ -297,7 +297,11 @@ class CallDriver:
                 base_ms=settings.reconnect_base_delay_ms, cap_ms=settings.reconnect_max_delay_ms
             )
         )
-        self.tally = Tally(sink.stats, per_turn_stats=settings.per_turn_stats)
+        self.tally = Tally(
+            sink.stats,
+            per_turn_stats=settings.per_turn_stats,
+            ignore_benign_close=settings.ws_ignore_close_exceptions,
+        )
         self.new_transport = transport
         self._ids: CallIds | None = None  # the call in progress, for the per-turn log
 
@@ -431,8 +435,7 @@ class CallDriver:
         if not events:
             return
         code = conversation.close_code
-        benign = self.settings.ws_ignore_close_exceptions and code is not None
-        benign = benign and close_is_benign(code or 0)
+        benign = code is not None and close_is_benign(code)
         self._emit(
             self.tally.events(events, benign_close=benign, run_ended_ns=self.sink.run_ended_ns)
         )

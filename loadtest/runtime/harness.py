@@ -23,6 +23,7 @@ from typing import Any
 import gevent
 import gevent.event
 
+from loadtest.compat_env import COMPAT_VARIABLES
 from loadtest.metrics.azure_monitor import AzureMonitorPoller
 from loadtest.metrics.azure_monitor_config import AzureMonitorConfig
 from loadtest.metrics.exposition import AzureMonitorValue, RequestRow, Snapshot, target_label
@@ -86,14 +87,17 @@ class Harness:
         self.azure_config: AzureMonitorConfig | None = None
         self.azure_poller: AzureMonitorPoller | None = None
         self.rng = random.Random()
-        self.caches: set[str] = set()  # master/standalone: audio cache digests the callers played
+        self.caches: dict[str, dict[str, Any]] = {}  # master/standalone: digest → identity
         self.scenarios: set[str] = set()  # ... and the scenarios they were given
-        self.run_ended_ns: int | None = None  # workers/standalone: the run's end was signalled
+        self.run_ended_ns: int | None = None  # the run's own end (its run time) began
         self._draining: set[str] = set()  # master: workers whose final report is awaited
         self._drained = gevent.event.Event()
         self.in_flight: dict[str, int] = {}  # master: worker id → calls started, not ended
         self.workers_lost: list[dict[str, Any]] = []  # master: workers that went missing
         self.stopped_by: str | None = None  # the signal that ended the run (SIGINT, SIGTERM)
+        self.signalled = False  # a signal arrived (it may only have hurried the run's own end)
+        self.quitting = False  # master/standalone: the summary is being built and written
+        self.judged = gevent.event.Event()  # ... and it is written, the exit code is set
         self.calls_finished = False  # the calls were ended at once (see runtime.stopping)
         self.final_reports: set[str] = set()  # master: workers whose final report is in
         self.linger_over = gevent.event.Event()  # set to end --metrics-linger early
@@ -131,6 +135,9 @@ class Harness:
             raw[knob.env] = None if value is None else str(value)
         if not raw.get("WS_URL") and self.environment.host:
             raw["WS_URL"] = self.environment.host
+        # The accelerator's own variables are not Locust options: they come from the
+        # environment only, and parse_settings honours or refuses each.
+        raw.update({name: os.environ[name] for name in COMPAT_VARIABLES if name in os.environ})
         return raw
 
     def configure(self) -> CallerSettings:
@@ -144,6 +151,8 @@ class Harness:
             self.library = AudioLibrary.load(settings)
             for warning in self.library.warnings:
                 log.warning(warning)
+            if self.library.cache is not None:
+                log.info("voice-loadtest: audio %s", self.library.cache.line())
         if self.role != "master" and settings.turn_log:
             check_turn_log(settings.turn_log)
         if self.library is not None:
@@ -155,16 +164,21 @@ class Harness:
         return settings
 
     def audio_identity(self) -> dict[str, Any]:
-        """Which audio this process plays: the cache digest and the scenario names."""
-        if self.library is None:
+        """Which audio this process plays: its cache's identity
+        (:class:`~loadtest.audio.cache.CacheIdentity`) and the scenario names it was given (a
+        worker ships this with every report)."""
+        library = self.library
+        if library is None:
             return {}
-        names = sorted(s.name for s in self.library.scenarios)
-        return {"cache": self.library.cache_digest, "scenarios": names}
+        names = sorted(s.name for s in library.scenarios)
+        identity = {} if library.cache is None else library.cache.as_dict()
+        return {**identity, "scenarios": names}
 
     def note_audio(self, identity: dict[str, Any]) -> None:
         """Record a worker's :meth:`audio_identity` (or this standalone process's own)."""
-        if identity.get("cache"):
-            self.caches.add(str(identity["cache"]))
+        if identity.get("digest"):
+            cache = {k: v for k, v in identity.items() if k != "scenarios"}
+            self.caches.setdefault(str(identity["digest"]), cache)
         self.scenarios.update(str(name) for name in identity.get("scenarios", ()))
 
     def absorb(self, payload: dict[str, Any], worker: str | None = None) -> None:
@@ -322,6 +336,7 @@ class Harness:
                     p50_ms=_current(entry, 0.5),
                     p95_ms=_current(entry, 0.95),
                     p99_ms=_current(entry, 0.99),
+                    sum_ms=float(entry.total_response_time),
                 )
             )
         return Snapshot(
@@ -382,7 +397,7 @@ class Harness:
             "duration_s": round(time.monotonic() - self.started_monotonic, 1)
             if self.started_monotonic
             else None,
-            "users": getattr(runner, "target_user_count", None),
+            **self._load_used(),
             "workers": max(self.peak_workers, len(runner.clients)) if self.role == "master" else 1,
             "target": settings.ws_url if settings else None,
             "role": self.role,
@@ -398,10 +413,15 @@ class Harness:
             for knob in SETTINGS.values():
                 if not knob.secret:
                     value = getattr(settings, knob.env.lower(), None)
-                    if knob.env == "FIRST_BYTE_TIMEOUT_SEC":
-                        value = settings.first_byte_timeout_ms / 1000
+                    if knob.env.endswith("_SEC"):  # kept in ms: shown in the variable's unit
+                        value_ms = getattr(settings, knob.env.lower()[:-4] + "_ms")
+                        value = None if value_ms is None else value_ms / 1000
                     shown[knob.env] = str(value) if isinstance(value, Path) else value
-        extra = {}
+        extra: dict[str, Any] = {"notes": self._notes()}
+        if self.caches:
+            # One cache, normally; workers that played different audio are shown, not hidden.
+            first, *others = self.caches.values()
+            extra["audio"] = {**first, **({"others": others} if others else {})}
         if self.azure_poller is not None:
             extra["azure_monitor"] = {
                 "metrics": self.azure_poller.summary(),
@@ -416,6 +436,33 @@ class Harness:
             workers_lost=self.workers_lost,
             extra=extra,
         )
+
+    def _notes(self) -> list[str]:
+        """What the user should know about how the run was counted."""
+        notes = []
+        benign = self.total.total("closes_benign_failed")
+        if benign and self.raw_settings().get("WS_IGNORE_CLOSE_EXCEPTIONS") is None:
+            notes.append(
+                f"{benign} failure(s) were the agent closing normally (1000/1001/1006) "
+                "mid-turn; the accelerator's load test ignored such closes by default, "
+                "this tool counts them: WS_IGNORE_CLOSE_EXCEPTIONS=true to not fail them "
+                "(=false to keep them and drop this note)"
+            )
+        return notes
+
+    def _load_used(self) -> dict[str, Any]:
+        """Users, spawn rate and run time as Locust settled them (its command line,
+        ``LOCUST_*``, ``locust.conf``, its defaults), for the summary: what the run used."""
+        options = self.environment.parsed_options
+        users = getattr(options, "num_users", None)
+        if users is None:  # Locust's default, or users set in the web UI: the most that ran
+            seen = [int(entry.get("users") or 0) for entry in self.timeline]
+            users = max([*seen, int(getattr(self.environment.runner, "target_user_count", 0) or 0)])
+        return {
+            "users": users,
+            "spawn_rate": getattr(options, "spawn_rate", None),
+            "run_time_s": getattr(options, "run_time", None),
+        }
 
 
 def _current(entry: Any, fraction: float) -> float | None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.audio.cache import AudioCache, load_cache
+from loadtest.audio.cache import AudioCache, CacheIdentity, load_cache
 from loadtest.audio.pcm import comfort_noise_frames, duration_ms, frame_size
 from loadtest.audio.scenarios import parse_scenarios, played_weights
 from loadtest.conversation import ConversationConfig, GreetingMode, Scenario, TurnAudio
@@ -49,7 +49,8 @@ def conversation_config(settings: CallerSettings, agent_sample_rate: int) -> Con
         turns_per_user=settings.turns_per_user,
         greeting=GreetingMode(settings.greeting),
         greeting_timeout_ms=settings.greeting_timeout_ms,
-        max_tail_ms=max(30_000, settings.first_byte_timeout_ms),
+        max_tail_ms=settings.turn_timeout_ms or max(30_000, settings.first_byte_timeout_ms),
+        pause_between_turns_ms=settings.pause_between_turns_ms,
         agent_sample_rate=agent_sample_rate,
     )
 
@@ -65,7 +66,7 @@ class AudioLibrary:
     frames: Mapping[str, Sequence[CallerFrame]]
     tail: Sequence[CallerFrame]
     warnings: tuple[str, ...] = ()
-    cache_digest: str = ""  # AudioCache.digest of the audio played
+    cache: CacheIdentity | None = None  # which cache the audio came from
 
     @property
     def agent_sample_rate(self) -> int:
@@ -74,7 +75,9 @@ class AudioLibrary:
     @classmethod
     def load(cls, settings: CallerSettings) -> AudioLibrary:
         """Load ``settings.pcm_dir`` (raises AudioError/ConfigError with one clear line)."""
-        return cls.from_cache(load_cache(settings.pcm_dir), settings)
+        return cls.from_cache(
+            load_cache(settings.pcm_dir, sample_rate=settings.sample_rate), settings
+        )
 
     @classmethod
     def from_cache(cls, cache: AudioCache, settings: CallerSettings) -> AudioLibrary:
@@ -122,7 +125,7 @@ class AudioLibrary:
             frames=frames,
             tail=_tail_frames(protocol, settings.silence_mode, rate, chunk),
             warnings=cache.warnings,
-            cache_digest=cache.digest,
+            cache=cache.identity,
         )
 
 

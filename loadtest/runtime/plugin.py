@@ -23,9 +23,10 @@ Hooks used (Locust's documented events):
   JSON (kept in a temporary file, or printed, if the reports folder fails; one line says
   where) and the HTML report beside it (:mod:`loadtest.metrics.report_cli`), writes Locust's
   HTML report when ``--locust-html`` asks, prints the table and sets the exit code to the SLO
-  verdict (128 + the signal after one); with ``--metrics-linger S`` it then keeps
-  ``/metrics`` up S seconds, so Prometheus scrapes the final totals and verdict (like k6's
-  ``--linger``).
+  verdict (128 + the signal after one; :func:`judged_exit_code` tells :mod:`.locust_main`
+  that it did); with ``--metrics-linger S`` it then keeps ``/metrics`` up S seconds, so
+  Prometheus scrapes the final totals and verdict (like k6's ``--linger``). A worker exits 0:
+  failed requests are measurements, judged on the master.
 
 It also applies :mod:`.locust_fixes` (a worker must not stall on Locust's spawn messages; a
 full disk or a double stop must not end in a traceback) and :mod:`.stopping` (signals).
@@ -73,10 +74,17 @@ from loadtest.runtime.probe import PROBED_ENV, cache_rate, probe
 from loadtest.runtime.web_auth import enable_basic_auth
 from loadtest.settings import SETTINGS, parse_number
 
-__all__ = ["VoiceFailure", "register"]
+__all__ = ["VoiceFailure", "judged_exit_code", "register"]
 
 log = logging.getLogger("voice-loadtest")
 _DRAIN_MARGIN_S = 15.0  # beyond Locust's stop timeout: closing calls, the final report
+_JUDGING_S = 60.0  # the longest a second shutdown waits for the first one's verdict
+_judged: list[int] = []  # the exit code of this process's verdict, once quitting set it
+
+
+def judged_exit_code() -> int | None:
+    """The exit code this process's run was judged to (``None``: it never was)."""
+    return _judged[-1] if _judged else None
 
 
 def _fatal(message: str) -> None:
@@ -106,6 +114,7 @@ def register(events: Any) -> None:
                 knob.option,
                 dest=option_dest(knob.env),
                 env_var=knob.env,
+                metavar=knob.env,
                 default=None,
                 help=f"{knob.help} (default {knob.default!r})",
                 is_secret=knob.secret,
@@ -258,6 +267,7 @@ def register(events: Any) -> None:
                 stopping.finish_calls(environment, harness)
                 environment.runner.update_state(STATE_STOPPING)
             else:
+                harness.run_ended_ns = time.monotonic_ns()
                 environment.runner.update_state(STATE_STOPPING)
                 harness.drain_workers(float(environment.stop_timeout or 0) + _DRAIN_MARGIN_S)
             _settle_csv(environment)
@@ -273,10 +283,15 @@ def register(events: Any) -> None:
     def _quitting(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
         if harness.role == "worker":
+            if environment.process_exit_code is None:
+                environment.process_exit_code = 0
+                _judged.append(0)
             return  # Locust's own stop follows: the calls get the stop timeout to end
-        if harness.verdict is not None:  # a second shutdown (SIGTERM while /metrics lingers)
+        if harness.quitting:  # a second shutdown (Locust's SIGTERM handler) during this one
+            harness.judged.wait(_JUDGING_S)  # its exit code is the verdict this one sets
             harness.linger_over.set()
             return
+        harness.quitting = True
         gevent.sleep(0)  # a signal's own handler notes it first (runtime.stopping)
         stopping.finish_calls(environment, harness)
         harness.stop_background()
@@ -309,6 +324,8 @@ def register(events: Any) -> None:
             code = 128 + signal.Signals[harness.stopped_by].value
         harness.verdict = summary["slo"]["verdict"]
         environment.process_exit_code = code
+        _judged.append(code)
+        harness.judged.set()
         if harness.linger_s and harness.serving:
             print(f"metrics: final values served for {harness.linger_s:g} s more", flush=True)
             harness.linger_over.wait(harness.linger_s)  # Ctrl-C ends it early

@@ -187,7 +187,8 @@ def add_reports_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParse
 def _upload(args: argparse.Namespace) -> int:
     if not args.folder.is_dir():
         raise ConfigError(f"{args.folder}: no such reports folder")
-    return 0 if _step("upload", lambda: upload_reports(args.folder, os.environ, _run_id())) else 1
+    # Nothing was judged here: a failed upload is a set-up error (2), never an SLO fail (1).
+    return 0 if _step("upload", lambda: upload_reports(args.folder, os.environ, _run_id())) else 2
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -2,10 +2,10 @@
 
 Checks the reports folder, starts (optionally) the reference agent, places the run's one
 probe call (:mod:`loadtest.runtime.probe`; not with ``--no-probe``), then one Locust master and
-``--workers`` worker processes with rebalancing on, headless for ``--run-time``; the master
-writes the CSV, Locust's HTML, the summary JSON and the voice report (``summary.html``) and
-prints the summary and SLO table. The exit code is the SLO verdict (0 pass/warn, 1 fail, 2
-invalid run or set-up error).
+``--workers`` worker processes with rebalancing on, headless; the master writes the CSV,
+Locust's HTML, the summary JSON and the voice report (``summary.html``) and prints the summary
+and SLO table. The exit code is the SLO verdict (0 pass/warn, 1 fail, 2 invalid run or set-up
+error).
 
 Stopping: every child dies with this process (:func:`~loadtest.procutil.spawn_child`) and
 sits in its own process group, so a terminal's Ctrl-C reaches only this process. SIGINT or
@@ -16,8 +16,13 @@ the master's quit, and whatever still runs after :data:`STOP_GRACE_S` is killed.
 is 130 (SIGINT) or 143 (SIGTERM); a second signal kills the children at once. A master that
 dies on its own ends the run with one line and exit code 2.
 
-The caller knobs (``WS_URL``, ``TURNS_PER_USER``, …) reach every process as environment
-variables; flags given here override the inherited environment.
+Locust's own settings are Locust's: ``-u/-r/-t`` reach the master only when given here, so
+otherwise Locust's precedence decides (``LOCUST_USERS``/``LOCUST_SPAWN_RATE``/
+``LOCUST_RUN_TIME``, then ``locust.conf``, then Locust's defaults: one user, one per second,
+until stopped). ``-H/--host`` is the agent URL (``--ws-url``); a host only Locust knows (from
+``LOCUST_HOST`` or ``locust.conf``) is probed by the master. The caller knobs (``WS_URL``,
+``TURNS_PER_USER``, …) reach every process as environment variables; flags given here override
+the inherited environment.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from loadtest.audio.cache import describe_cache
 from loadtest.errors import ConfigError, LoadtestError
 from loadtest.metrics.report_cli import check_reports_dir, write_report
 from loadtest.procutil import free_port, spawn_child, stop_processes
@@ -41,7 +47,6 @@ from loadtest.settings import SETTINGS, parse_settings
 
 __all__ = ["STOP_GRACE_S", "add_run_arguments", "knob_environment", "run"]
 
-LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfile.py"
 AGENT_PATH = "/api/v1/media/stream"
 STOP_GRACE_S = 10.0
 """After a signal: how long the master gets to gather the last measurements and write its
@@ -53,7 +58,9 @@ def add_knob_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per caller knob (``--turns-per-user`` for ``TURNS_PER_USER``…)."""
     group = parser.add_argument_group("caller settings (each also an environment variable)")
     for knob in SETTINGS.values():
-        group.add_argument(knob.option, dest=f"knob_{knob.env}", metavar=knob.env,
+        # Locust's -H/--host names the agent here too, as the target of every Locust user.
+        aliases = ["-H", "--host"] if knob.env == "WS_URL" else []
+        group.add_argument(knob.option, *aliases, dest=f"knob_{knob.env}", metavar=knob.env,
                            help=f"{knob.help} [${knob.env}, default {knob.default!r}]")  # fmt: skip
     group.add_argument("--no-probe", dest="knob_PROBE", action="store_const", const="false",
                        help="same as --probe false")  # fmt: skip
@@ -70,9 +77,21 @@ def knob_environment(args: argparse.Namespace, base: dict[str, str]) -> dict[str
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--users", "-u", type=int, default=20, help="concurrent callers")
-    parser.add_argument("--spawn-rate", "-r", type=float, default=5.0, help="callers started/s")
-    parser.add_argument("--run-time", "-t", default="60s", help="e.g. 90s, 10m, 1h30m")
+    locust = " (default: Locust's: LOCUST_{}, locust.conf, else {})"
+    parser.add_argument(
+        "--users", "-u", type=int, help="concurrent callers" + locust.format("USERS", 1)
+    )
+    parser.add_argument(
+        "--spawn-rate", "-r", type=float, help="callers started/s" + locust.format("SPAWN_RATE", 1)
+    )
+    parser.add_argument(
+        "--run-time", "-t", help="e.g. 90s, 10m, 1h30m" + locust.format("RUN_TIME", "until stopped")
+    )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="accepted for Locust's sake: a run is always headless",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -230,12 +249,23 @@ def _finish_report(summary: str, since: float) -> str | None:
         return None
 
 
+def _locust_load(args: argparse.Namespace) -> list[str]:
+    """``-u/-r/-t`` for the master: only those given on this command line."""
+    given = (("-u", args.users), ("-r", args.spawn_rate), ("-t", args.run_time))
+    return [item for flag, value in given if value is not None for item in (flag, str(value))]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the whole local distributed test; returns the master's exit code (the verdict)."""
-    if args.workers < 1 or args.users < 1 or args.spawn_rate <= 0:
-        raise ConfigError("--workers and --users must be >= 1 and --spawn-rate > 0")
+    if args.workers < 1 or (args.users is not None and args.users < 1):
+        raise ConfigError("--workers and --users must be >= 1")
+    if args.spawn_rate is not None and args.spawn_rate <= 0:
+        raise ConfigError("--spawn-rate must be > 0")
     env = knob_environment(args, dict(os.environ))
     reports, summary, csv, html = _reports_paths(args)
+    settings = parse_settings(env)  # a bad setting stops the run before any process starts
+    if settings.pcm_dir.is_dir():  # (a missing cache is the workers' one-line error)
+        print(f"audio: {describe_cache(settings.pcm_dir).line()}", flush=True)
     started = time.time() - 1.0  # file times may be coarser than the clock
     children: list[subprocess.Popen[bytes]] = []
     master_process: subprocess.Popen[bytes] | None = None
@@ -245,28 +275,29 @@ def run(args: argparse.Namespace) -> int:
                 agent, url = _start_agent(args, env)
                 children.append(agent)
                 env["WS_URL"] = url
-            settings = parse_settings(env)
-            if not settings.ws_url:
-                raise ConfigError("no target: set WS_URL / --ws-url, or use --with-agent")
-            if settings.probe:
+                settings = settings.with_url(url)
+            if not settings.ws_url and env.get("LOCUST_HOST"):
+                settings = settings.with_url(env["LOCUST_HOST"])
+            if settings.ws_url and settings.probe:
                 probe(settings, cache_rate(settings.pcm_dir))
                 env[PROBED_ENV] = "1"  # placed here: the master must not probe again
+            # else the target can only be in a Locust config file: the master finds it (or
+            # says there is none) and probes it.
             port = free_port()
             master = [
-                sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master", "--headless",
+                sys.executable, "-m", "loadtest.runtime.locust_main", "--master", "--headless",
                 "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                 "--expect-workers", str(args.workers),
                 "--expect-workers-max-wait", str(args.expect_workers_timeout),
-                "--enable-rebalancing", "-u", str(args.users), "-r", str(args.spawn_rate),
-                "-t", args.run_time, "--stop-timeout", "10",
-                "--csv", csv, "--locust-html", html,
-                "--summary-json", summary, "--host", settings.ws_url,
+                "--enable-rebalancing", *_locust_load(args), "--stop-timeout", "10",
+                "--csv", csv, "--locust-html", html, "--summary-json", summary,
+                *(["--host", settings.ws_url] if settings.ws_url else []),
                 "--metrics-port", str(args.metrics_port), "--metrics-host", "127.0.0.1",
                 *(["--slo-file", str(args.slo)] if args.slo else []),
                 *shlex.split(args.locust_args),
             ]  # fmt: skip
             worker = [
-                sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+                sys.executable, "-m", "loadtest.runtime.locust_main", "--worker",
                 "--master-host", "127.0.0.1", "--master-port", str(port), "--metrics-port", "0",
             ]  # fmt: skip
             master_process = spawn_child(master, env)

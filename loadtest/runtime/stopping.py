@@ -24,7 +24,8 @@ So, installed at ``init`` (:func:`install`):
   and waits up to :data:`FINAL_REPORTS_S` for their answers before the summary is built.
 
 The master's (or standalone process's) exit code after a signal is 128 + its number (130 for
-SIGINT, 143 for SIGTERM); a worker keeps Locust's.
+SIGINT, 143 for SIGTERM); a worker keeps Locust's. A signal after the run time is over only
+hurries the run's end: the exit code stays the verdict.
 """
 
 from __future__ import annotations
@@ -65,12 +66,19 @@ def install(environment: Any, harness: Harness) -> None:
 
 def _note(environment: Any, harness: Harness, signum: int) -> bool:
     """Record the first signal before the verdict; ``False`` if one was already being handled
-    or the run has ended (the summary is written: a signal now changes nothing in it)."""
-    if harness.stopped_by is not None or harness.verdict is not None:
+    or the run has ended (the summary is written: a signal now changes nothing in it).
+
+    A signal after the run time is over (the calls finishing their turns, the reports being
+    written) only hurries that end: the run lasted its time, so the verdict stands. That is
+    the usual case under ``docker compose up --exit-code-from master``, which stops the
+    master as soon as the workers it told to quit have exited."""
+    if harness.signalled or harness.verdict is not None:
         return False
-    harness.stopped_by = signal.Signals(signum).name
-    if harness.role != "worker":
-        environment.process_exit_code = 128 + signum
+    harness.signalled = True
+    if harness.run_ended_ns is None:
+        harness.stopped_by = signal.Signals(signum).name
+        if harness.role != "worker":
+            environment.process_exit_code = 128 + signum
     return True
 
 

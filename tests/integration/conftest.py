@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,3 +115,33 @@ def azurite_factory(tmp_path: Path) -> Iterator[Callable[[], Azurite]]:
     yield start
     for server in started:
         server.stop()
+
+
+# --- the reference agent simulator ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_agent(*args: str) -> Iterator[str]:
+    """``voice-loadtest agent ARGS`` on a free port of 127.0.0.1; yields its WebSocket URL
+    once ``/healthz`` answers, stops it at the end."""
+    port = free_port()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "loadtest", "agent", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", *args],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if agent.poll() is not None:
+                pytest.fail(f"the reference agent exited with {agent.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the reference agent did not become healthy within 30 s")
+                time.sleep(0.1)
+        yield f"ws://127.0.0.1:{port}/api/v1/media/stream"
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)

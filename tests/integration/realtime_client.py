@@ -214,6 +214,20 @@ class AgentProcess:
         """Scraped ``/metrics``: ``{(sample name, sorted labels): value}``."""
         return self._scrape()[0]
 
+    def metrics_once_counted(
+        self, name: str, timeout_s: float = 10.0, **labels: str
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """:meth:`metrics` once the sample ``name{labels}`` is non-zero (or ``timeout_s``
+        passed): the agent counts a close when it reads it, which may be after the caller
+        has already moved on."""
+        key = (name, tuple(sorted(labels.items())))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            samples = self.metrics()
+            if samples.get(key) or time.monotonic() > deadline:
+                return samples
+            time.sleep(0.05)
+
     def _scrape(self) -> tuple[dict[tuple[str, tuple[tuple[str, str], ...]], float], set[str]]:
         status, text = self.http_get("/metrics", self.metrics_port)
         assert status == 200

@@ -41,7 +41,7 @@ def test_bad_input_gives_one_clear_line(
     if "--pcm-dir" not in args:
         args = [*args, "--pcm-dir", str(espeak_cache_dir)]
     done = _export(*args, cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("voice-loadtest: error: ") and expected in lines[0]
@@ -52,7 +52,7 @@ def test_bad_input_gives_one_clear_line(
 def test_empty_audio_folder_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "audio").mkdir()
     done = _export("--ws-url", URL, "--pcm-dir", "audio", cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "no audio in the cache" in line
 

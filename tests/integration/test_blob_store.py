@@ -331,7 +331,7 @@ def test_bad_credentials_give_one_clear_line(
     env = env_of(azurite, container)
     args = [action] + ([str(tmp_path / "pulled")] if action == "pull" else [])
     run = _cli(*args, env=env)
-    assert run.returncode == 1
+    assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr
     assert lines[0].startswith("voice-loadtest: error: ") and "access denied" in lines[0]

@@ -31,6 +31,7 @@ from loadtest.runtime.library import AudioLibrary, conversation_config
 from loadtest.settings import parse_settings
 
 class Sink:
+    run_ended_ns = None
     def __init__(self):
         self.stats = VoiceStats()
     def sample(self, name, value_ms, error, detail):

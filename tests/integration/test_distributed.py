@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.procutil import free_port
-from loadtest.runtime.runner import LOCUSTFILE
+from loadtest.runtime.locust_main import LOCUSTFILE
 from tests.integration.realtime_client import AgentProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -103,7 +103,7 @@ def test_inspect_reports_clean_and_broken_caches(
     victim = sorted(broken.glob("*.pcm"))[0]
     victim.write_bytes(victim.read_bytes() + b"\x00")
     bad = cli("audio", "inspect", str(broken))
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # the run would refuse this cache, so inspect says so the same way
     assert "odd byte length" in bad.stdout and "1 problem(s)" in bad.stdout
 
 
@@ -119,7 +119,7 @@ def test_inspect_reports_clean_and_broken_caches(
 def test_bad_input_is_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     env = {k: "" for k in os.environ if k.startswith("AZURE_")}
     run = cli(*args, "--out", str(tmp_path / "o"), env=env)
-    assert run.returncode != 0
+    assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr
     assert lines[0].startswith("voice-loadtest: error: ") and message in lines[0]
@@ -130,9 +130,9 @@ def test_malformed_scenarios_yaml_and_unwritable_out(tmp_path: Path) -> None:
     bad_yaml = tmp_path / "s.yaml"
     bad_yaml.write_text("scenarios: [\n  - name: x\n")
     run = cli("generate-audio", "--scenarios-file", str(bad_yaml), "--out", str(tmp_path / "o"))
-    assert run.returncode == 1 and f"{bad_yaml}: malformed YAML" in run.stderr
+    assert run.returncode == 2 and f"{bad_yaml}: malformed YAML" in run.stderr
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     run = cli("generate-audio", "--out", str(blocker / "sub"))
-    assert run.returncode == 1 and "cannot create output folder" in run.stderr
+    assert run.returncode == 2 and "cannot create output folder" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1

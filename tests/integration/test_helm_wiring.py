@@ -478,10 +478,10 @@ def test_rendered_run_plays_the_scenarios_configmap_from_the_audio_claim(
     summary = json.loads((pods_dir / master / "reports" / "summary.json").read_text())
     assert summary["settings"]["SCENARIOS_FILE"] == "/scenarios/calls.yaml"
     assert summary["run"]["scenarios"] == [name]  # only the file's scenario was dealt out
-    assert summary["run"]["audio_cache"] == [cache.digest]  # the claim's audio, not the image's
+    assert summary["run"]["audio_cache"] == [cache.identity.digest]  # the claim's audio
     assert code == summary["slo"]["exit_code"] == 0, (summary["slo"], k8s.logs(master)[-3000:])
     assert summary["metrics"]["ttfb_ms"]["count"] >= users
     assert sorted(p.name for p in (pods_dir / worker / "scenarios").iterdir()) == ["calls.yaml"]
-    assert load_cache(cache_dir).digest == cache.digest  # mounted read-only: untouched
+    assert load_cache(cache_dir).identity == cache.identity  # mounted read-only: untouched
     for each in (master, worker, agent):
         assert "Traceback" not in k8s.logs(each), (each, k8s.logs(each)[-3000:])

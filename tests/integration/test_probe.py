@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.runtime.locust_main import LOCUSTFILE
 from loadtest.runtime.probe import cache_rate, probe
-from loadtest.runtime.runner import LOCUSTFILE
 from loadtest.settings import parse_settings
 from tests.integration.realtime_client import AgentProcess
 
@@ -43,7 +43,7 @@ def test_the_probe_speaks_the_protocol_and_closes_normally(
     )
     with AgentProcess("--protocol", protocol) as agent:
         probe(settings.with_url(agent.url), cache_rate(espeak_cache_dir))
-        metrics = agent.metrics()
+        metrics = agent.metrics_once_counted("voice_loadtest_agent_closes_total", code="1000")
     assert metrics[("voice_loadtest_agent_connections_total", ())] == 1
     received = {dict(labels)["kind"]: v for (name, labels), v in metrics.items() if name == _COUNTS}
     assert received == EXPECTED[protocol]

@@ -136,10 +136,14 @@ class Poll:
 
 @dataclass
 class Poller:
-    """Scrapes the master's /metrics every 0.1 s until stopped (or the master is gone)."""
+    """Scrapes the master's /metrics every 0.1 s until stopped (or the master is gone), and
+    keeps the last exposition of the master and of the agent simulator taken mid-run."""
 
     port: int
+    agent_port: int
     polls: list[Poll] = field(default_factory=list)
+    running_text: str = ""
+    agent_text: str = ""
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -155,7 +159,16 @@ class Poller:
             except OSError:
                 time.sleep(0.1)
                 continue
-            self.polls.append(_parse(text, started, time.time()))
+            poll = _parse(text, started, time.time())
+            self.polls.append(poll)
+            if poll.state == "running" and poll.ttfb_count:
+                self.running_text = text
+                try:
+                    agent = f"http://127.0.0.1:{self.agent_port}/metrics"
+                    with urllib.request.urlopen(agent, timeout=2) as r:
+                        self.agent_text = r.read().decode()
+                except OSError:
+                    pass
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -181,6 +194,8 @@ class ObservedRun:
     at: float  # a wall-clock time inside the run (the last poll that saw it running)
     summary: dict[str, Any]
     polls: list[Poll]
+    master_metrics: str  # /metrics mid-run: the master's, and the agent simulator's
+    agent_metrics: str
 
 
 @pytest.fixture(scope="module")
@@ -190,11 +205,12 @@ def observed(
     workdir = tmp_path_factory.mktemp("prometheus-run")
     metrics_port = free_port()
     prometheus = PrometheusServer(workdir, metrics_port)
-    poller = Poller(metrics_port)
+    agent_metrics_port = free_port()
+    poller = Poller(metrics_port, agent_metrics_port)
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
     agent = ("--latency-ms 600 --barge-latency-ms 150 --greeting-ms 500 --fault silent=0.15 "
-             "--log-level warning")  # fmt: skip
+             f"--log-level warning --metrics-port {agent_metrics_port}")  # fmt: skip
     command = [
         sys.executable, "-m", "loadtest", "run", "--with-agent", "--agent-args", agent,
         "--workers", "2", "--users", "6", "--spawn-rate", "6", "--run-time", "40s",
@@ -213,7 +229,10 @@ def observed(
         summary = json.loads((workdir / "r" / "summary.json").read_text())
         running = [p for p in poller.polls if p.state == "running"]
         assert running, "the test never saw the master's /metrics in the running state"
-        yield ObservedRun(prometheus, running[-1].started, summary, poller.polls)
+        yield ObservedRun(
+            prometheus, running[-1].started, summary, poller.polls,
+            poller.running_text, poller.agent_text,
+        )  # fmt: skip
     finally:
         poller.stop()
         prometheus.stop()
@@ -326,6 +345,28 @@ def test_ttfb_count_matches_the_summary(observed: ObservedRun) -> None:
 
 def _all_rules() -> set[str]:
     return {rule.name for group in alert_rules().values() for rule in group}
+
+
+@pytest.mark.parametrize("endpoint", ["master", "agent"])
+def test_promtool_finds_nothing_to_lint_in_the_exposition(
+    observed: ObservedRun, endpoint: str
+) -> None:
+    """`promtool check metrics` on /metrics mid-run (every family present: histograms per
+    scenario, Locust's summary, SLO thresholds, workers' CPU) prints nothing at all."""
+    text = observed.master_metrics if endpoint == "master" else observed.agent_metrics
+    assert "voice_loadtest_" in text, f"no {endpoint} /metrics was scraped mid-run"
+    if endpoint == "master":
+        for family in (
+            "ttfb_seconds_bucket",
+            "locust_response_time_seconds{",
+            "slo_threshold_seconds",
+            "slo_threshold_ratio",
+            "worker_cpu_ratio",
+        ):
+            assert f"voice_loadtest_{family}" in text, family  # fmt: skip
+    done = subprocess.run([_tool("promtool"), "check", "metrics"], input=text,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
 
 
 def test_promtool_checks_the_generated_rules_and_the_compose_config(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from loadtest.procutil import free_port
-from loadtest.runtime.runner import LOCUSTFILE
+from loadtest.runtime.locust_main import LOCUSTFILE
 
 pytestmark = [pytest.mark.integration]
 

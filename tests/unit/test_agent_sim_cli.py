@@ -49,7 +49,7 @@ def test_all_flags() -> None:
 
 
 def test_bad_value_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--latency-ms", "300"]) == 1
+    assert main(["--latency-ms", "300"]) == 2  # a configuration error, as on every entry point
     err = capsys.readouterr().err.strip()
     assert err.startswith("voice-loadtest agent: error: --latency-ms 300 ms is below")
     assert "\n" not in err
@@ -60,7 +60,7 @@ def test_port_in_use_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["--port", str(port), "--metrics-port", "0", "--response-audio", "tone"]) == 1
+        assert main(["--port", str(port), "--metrics-port", "0", "--response-audio", "tone"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"voice-loadtest agent: error: --host 127.0.0.1 --port {port}: cannot")
     assert "in use" in err
@@ -104,7 +104,7 @@ def test_protocol_defaults_follow_the_callers_environment(
 def test_bad_protocol_options_are_one_line_errors(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    assert main(argv) == 1
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
 
@@ -113,7 +113,7 @@ def test_bad_protocol_from_environment(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("WS_PROTOCOL", "sip")
-    assert main([]) == 1
+    assert main([]) == 2
     assert (
         "--protocol 'sip' is not supported (allowed: acs, twilio, raw)" in capsys.readouterr().err
     )

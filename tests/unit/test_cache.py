@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.audio.cache import inspect_cache, load_cache
+from loadtest.audio.cache import describe_cache, has_audio, inspect_cache, load_cache
 from loadtest.audio.generate import GenerateOptions, generate_audio
 from loadtest.audio.manifest import MANIFEST_NAME
 from loadtest.audio.scenarios import BUILTIN_SCENARIOS
@@ -100,7 +100,7 @@ def test_manifest_garbage_and_missing_folder(cache_dir: Path, tmp_path: Path) ->
 
 
 def test_digest_names_the_audio_not_the_manifest(cache_dir: Path, tmp_path: Path) -> None:
-    digest = load_cache(cache_dir).digest
+    digest = load_cache(cache_dir).identity.digest
     assert digest.startswith("sha256:") and len(digest) == len("sha256:") + 64
     copy = tmp_path / "copy"
     shutil.copytree(cache_dir, copy)
@@ -109,11 +109,33 @@ def test_digest_names_the_audio_not_the_manifest(cache_dir: Path, tmp_path: Path
     for line in lines:
         line["created_at"] = "2000-01-01T00:00:00+00:00"  # same audio, another manifest
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    assert load_cache(copy).digest == digest
+    assert load_cache(copy).identity.digest == digest
     pcm = copy / lines[0]["filename"]
     data = bytearray(pcm.read_bytes())
     data[200] ^= 0x01  # one sample differs: another cache
     pcm.write_bytes(bytes(data))
     lines[0]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    assert load_cache(copy).digest != digest
+    assert load_cache(copy).identity.digest != digest
+
+
+def test_identity_names_engine_voice_files_and_a_content_digest(
+    cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    identity = load_cache(cache_dir).identity
+    assert identity == describe_cache(cache_dir)  # from the manifest alone, the same
+    assert (identity.engines, identity.voices, identity.files) == (("tone",), ("tone-a",), 3)
+    assert identity.sample_rates == (16000,) and identity.digest.startswith("sha256:")
+    assert "tone (tone-a), 3 files, 16000 Hz, sha256:" in identity.line()
+    # The digest is the audio's: another folder with the same files has it too ...
+    copy = tmp_path_factory.mktemp("copy")
+    for path in cache_dir.iterdir():
+        shutil.copy(path, copy / path.name)
+    assert describe_cache(copy).digest == identity.digest
+    # ... and one changed byte changes it (read from the bytes where no sha256 is listed).
+    (copy / MANIFEST_NAME).unlink()
+    victim = sorted(copy.glob("*.pcm"))[0]
+    assert describe_cache(copy).digest == identity.digest
+    victim.write_bytes(victim.read_bytes()[:-2] + b"\x01\x00")
+    assert describe_cache(copy).digest != identity.digest
+    assert has_audio(copy) and not has_audio(tmp_path_factory.mktemp("empty"))

@@ -77,16 +77,19 @@ def test_a_barge_in_is_counted_timed_and_its_talk_over_heard() -> None:
 
 
 def test_a_turn_cut_by_a_benign_close_is_counted_not_failed_when_asked() -> None:
-    for benign, failed in ((False, 1), (True, 0)):
+    for ignore, benign, failed in ((False, True, 1), (True, True, 0), (True, False, 1)):
         stats = VoiceStats()
         call = Call(Conversation(make_plan(False, False), config())).start()
         call.run_until(T0 + 1_200 * MS)  # after EOS, no answer yet
         call.conv.closed(call.now_ns, 1000, "")
-        samples = Tally(stats).events(call.conv.events(), benign_close=benign)
+        tally = Tally(stats, ignore_benign_close=ignore)
+        samples = tally.events(call.conv.events(), benign_close=benign)
         assert [s.error for s in samples] == [Failure.CLOSED_MID_TURN.value] * failed
         assert stats.errors == ({"closed_mid_turn": 1} if failed else {})
         assert stats.total("closes_ignored") == 1 - failed
         assert stats.total("turns") == failed
+        # Failed by a benign close the user did not ask to ignore: the run says why.
+        assert stats.total("closes_benign_failed") == int(benign and not ignore)
 
 
 def test_per_turn_stats_add_a_named_row_per_turn() -> None:

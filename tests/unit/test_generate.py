@@ -124,6 +124,81 @@ def test_per_turn_voice_and_rate_change_the_hash(tmp_path: Path) -> None:
     base = Scenario("s", (Turn("one two three"),))
     varied = Scenario("s", (Turn("one two three", voice="tone-b", rate=1.5),))
     a = generate_audio([base], ToneEngine(), GenerateOptions(out_dir=tmp_path))
-    b = generate_audio([varied], ToneEngine(), GenerateOptions(out_dir=tmp_path))
+    # Another voice for the same turn: the folder holds another cache, replaced only by force.
+    b = generate_audio([varied], ToneEngine(), GenerateOptions(out_dir=tmp_path, force=True))
     assert a.generated != b.generated
-    assert [p.name for p in tmp_path.glob("*.pcm")] == b.generated  # the old one pruned
+    assert [p.name for p in tmp_path.glob("*.pcm")] == b.generated  # its own old file removed
+
+
+# ------------------------------------------------------------------ another cache in --out
+
+
+class OtherEngine(ToneEngine):
+    """The stand-in under another engine name: a cache another engine made."""
+
+    name = "other-tts"
+    default_voice = "other-voice"
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_cache_of_another_engine_is_refused_in_one_line_and_left_whole(tmp_path: Path) -> None:
+    generate_audio(SCENARIOS, OtherEngine(), GenerateOptions(out_dir=tmp_path))
+    before = _snapshot(tmp_path)
+    engine = ToneEngine()
+    with pytest.raises(ConfigError) as caught:
+        generate_audio(SCENARIOS, engine, GenerateOptions(out_dir=tmp_path))
+    message = str(caught.value)
+    assert "\n" not in message and "made with other-tts, not tone" in message
+    assert "--force" in message
+    assert engine.calls == 0 and _snapshot(tmp_path) == before
+    # Even a scenario of its own would mix engines in the user's cache: refused too.
+    extra = Scenario("extra", (Turn("one more thing"),))
+    with pytest.raises(ConfigError, match="made with other-tts"):
+        generate_audio([extra], engine, GenerateOptions(out_dir=tmp_path))
+    assert _snapshot(tmp_path) == before
+
+
+def test_other_words_for_a_turn_mean_another_scenarios_file(tmp_path: Path) -> None:
+    mine = Scenario("quick_question", (Turn("my own first question"), Turn("and my second")))
+    generate_audio([mine], ToneEngine(), GenerateOptions(out_dir=tmp_path))
+    before = _snapshot(tmp_path)
+    with pytest.raises(ConfigError, match="says other words"):
+        generate_audio(
+            [BUILTIN_SCENARIOS["quick_question"]], ToneEngine(), GenerateOptions(out_dir=tmp_path)
+        )
+    assert _snapshot(tmp_path) == before
+
+
+def test_force_replaces_another_cache_and_its_files(tmp_path: Path) -> None:
+    generate_audio(SCENARIOS, OtherEngine(), GenerateOptions(out_dir=tmp_path))
+    result = generate_audio(SCENARIOS, ToneEngine(), GenerateOptions(out_dir=tmp_path, force=True))
+    assert sorted(p.name for p in tmp_path.glob("*.pcm")) == sorted(result.generated)
+    assert not inspect_cache(tmp_path).problems
+
+
+def test_files_it_did_not_write_are_refused_and_deleted_only_with_prune(tmp_path: Path) -> None:
+    stranger = tmp_path / "my_recording.pcm"
+    stranger.write_bytes(b"\x01\x00" * 8000)
+    with pytest.raises(ConfigError, match=r"1 PCM file\(s\) generate-audio did not write"):
+        generate_audio(SCENARIOS, ToneEngine(), GenerateOptions(out_dir=tmp_path, force=True))
+    assert [p.name for p in tmp_path.iterdir()] == ["my_recording.pcm"]
+    with pytest.raises(ConfigError, match="--force --prune"):
+        generate_audio(SCENARIOS, ToneEngine(), GenerateOptions(out_dir=tmp_path, prune=True))
+    result = generate_audio(
+        SCENARIOS, ToneEngine(), GenerateOptions(out_dir=tmp_path, force=True, prune=True)
+    )
+    assert not stranger.exists() and len(result.generated) == 8
+    assert not inspect_cache(tmp_path).problems
+
+
+def test_its_own_cache_is_completed_without_force(tmp_path: Path) -> None:
+    """Adding a scenario to a cache this engine and voice made is not replacing anything."""
+    generate_audio(SCENARIOS[:1], ToneEngine(), GenerateOptions(out_dir=tmp_path))
+    before = _snapshot(tmp_path)
+    result = generate_audio(SCENARIOS, ToneEngine(), GenerateOptions(out_dir=tmp_path))
+    assert len(result.reused) == len(SCENARIOS[0].turns)
+    after = _snapshot(tmp_path)
+    assert all(after[name] == data for name, data in before.items() if name.endswith(".pcm"))

@@ -29,9 +29,11 @@ def test_ratio() -> None:
 
 def test_threshold_takes_the_loosest_of_several_masters() -> None:
     assert q.threshold("ttfb_p95_ms", "target") == (
-        'max(voice_loadtest_slo_threshold{check="ttfb_p95_ms",level="target"})'
+        'max(voice_loadtest_slo_threshold_seconds{check="ttfb_p95_ms",level="target"})'
     )
-    assert q.threshold("turn_success", "acceptable").startswith("min(")
+    assert q.threshold("turn_success", "acceptable") == (
+        'min(voice_loadtest_slo_threshold_ratio{check="turn_success",level="acceptable"})'
+    )
 
 
 def test_slo_status_is_zero_one_or_two() -> None:

@@ -85,15 +85,15 @@ def test_upload_failure_is_one_line_and_keeps_the_verdict(
     assert "REPORTS_BLOB_ACCOUNT_URL" in err[0] and "AUDIO_BLOB" not in err[0]
 
 
-def test_upload_alone_says_what_failed_and_exits_1(
+def test_upload_alone_says_what_failed_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("AZURE_STORAGE_CONNECTION_STRING", "REPORTS_BLOB_ACCOUNT_URL", "REPORTS_BLOB_SAS"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "summary.json").write_text("{}")
-    assert main(["reports", "upload", str(tmp_path)]) == 1
+    assert main(["reports", "upload", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("reports: upload failed: no Blob Storage")
-    assert main(["reports", "upload", str(tmp_path / "missing")]) == 1
+    assert main(["reports", "upload", str(tmp_path / "missing")]) == 2
     assert "no such reports folder" in capsys.readouterr().err
 
 

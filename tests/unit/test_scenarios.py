@@ -123,7 +123,7 @@ def test_the_run_plays_the_scenarios_file(tmp_path: Path) -> None:
     settings = parse_settings({"PCM_DIR": str(cache_dir), "SCENARIOS_FILE": str(chosen)})
     library = AudioLibrary.from_cache(cache, settings)
     assert [(s.name, s.weight) for s in library.scenarios] == [("quick_question", 2.5)]
-    assert library.cache_digest == cache.digest
+    assert library.cache == cache.identity
     everything = AudioLibrary.from_cache(cache, parse_settings({"PCM_DIR": str(cache_dir)}))
     assert {s.name for s in everything.scenarios} == set(BUILTIN_SCENARIOS)
     outside = parse_settings(
