@@ -12,9 +12,13 @@ Keys (stable; other tools read them)::
     slo.{verdict,exit_code,reasons,checks:[{name,threshold,actual,status}]}
     settings.{...}   run.{started_at,duration_s,users,workers,target}
     distributions.{ttfb_ms,barge_in_ms,greeting_ms,talk_over_ms}: [[bucket_start_ms, count]]
+    distribution_bucket_ms: 1    the width of those buckets (absent in older summaries: 10)
+    scenarios.{<name>}.{turns,turns_ok,turn_success,ttfb_ms,barge_in_ms,turn_ms}
+                     per scenario played; the latencies as in metrics
     timeline: [{t_s, users, ttfb_ms.{count,p50,p95,p99}, barge_in_ms.{...}, connection_success,
-                turn_success, barge_in_success, turns, calls, frame_lateness_ms.{p50,p99},
-                worker_cpu_max}]                 one entry per window; counts are per window
+                turn_success, barge_in_success, turns, calls, failures:{error_name: n},
+                frame_lateness_ms.{p50,p99}, worker_cpu_max}]
+                                                 one entry per window; counts are per window
 
 Percentiles come from histograms merged across workers (all samples pooled), never from an
 average of per-worker percentiles.
@@ -27,9 +31,9 @@ from typing import Any
 
 from loadtest.metrics.histogram import Histogram
 from loadtest.metrics.slo import DEFAULT_SLO, SloConfig, evaluate
-from loadtest.metrics.voice_stats import VoiceStats
+from loadtest.metrics.voice_stats import BY_SCENARIO, HISTOGRAMS, VoiceStats
 
-__all__ = ["SUMMARY_METRICS", "build_summary", "format_table", "timeline_entry"]
+__all__ = ["SUMMARY_METRICS", "build_summary", "format_table", "scenario_stats", "timeline_entry"]
 
 SUMMARY_METRICS = ("ttfb_ms", "barge_in_ms", "greeting_ms", "connect_ms", "turn_ms", "talk_over_ms")
 
@@ -43,16 +47,36 @@ def _rounded(stats: Mapping[str, Any], digits: int = 1) -> dict[str, Any]:
 
 
 _DISTRIBUTIONS = ("ttfb_ms", "barge_in_ms", "greeting_ms", "talk_over_ms")
-_DISTRIBUTION_BUCKET_MS = 10
 
 
 def _distribution(histogram: Histogram) -> list[list[float]]:
-    """Counts in 10 ms buckets ``[[start_ms, count], ...]`` (only non-empty buckets)."""
-    counts: dict[int, int] = {}
-    for key, n in histogram.serialize()["buckets"]:  # type: ignore[attr-defined]
-        start = int(key * histogram.resolution // _DISTRIBUTION_BUCKET_MS) * _DISTRIBUTION_BUCKET_MS
-        counts[start] = counts.get(start, 0) + int(n)
-    return [[start, n] for start, n in sorted(counts.items())]
+    """The histogram's own buckets ``[[start_ms, count], ...]`` (only non-empty ones), so a
+    plot can choose its bar width from the data: 1 ms bars for a 0–2 ms spread, 50 ms bars
+    for a 0–3 s one."""
+    return [
+        [round(key * histogram.resolution, 6), int(n)]
+        for key, n in histogram.serialize()["buckets"]  # type: ignore[attr-defined]
+    ]
+
+
+def scenario_stats(stats: VoiceStats) -> dict[str, dict[str, Any]]:
+    """Per scenario played: turns, turn success and the latencies kept per scenario."""
+    names = {name for _, name in stats.by_scenario}
+    names |= {key.partition("@")[2] for key in stats.counters if key.startswith("turns@")}
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(names):
+        turns = stats.counters.get(f"turns@{name}", 0)
+        turns_ok = stats.counters.get(f"turns_ok@{name}", 0)
+        entry: dict[str, Any] = {
+            "turns": turns,
+            "turns_ok": turns_ok,
+            "turn_success": _ratio(turns_ok, turns),
+        }
+        for metric in sorted(BY_SCENARIO):
+            histogram = stats.by_scenario.get((metric, name)) or Histogram(HISTOGRAMS[metric][0])
+            entry[metric] = _rounded(histogram.summary().as_dict())
+        out[name] = entry
+    return out
 
 
 def _brief(histogram: Histogram) -> dict[str, Any]:
@@ -74,6 +98,7 @@ def timeline_entry(window: VoiceStats, *, t_s: float, users: int, cpu: float) ->
         "barge_in_success": _ratio(c.get("barge_ok", 0), c.get("barge_attempts", 0)),
         "turns": c.get("turns", 0),
         "calls": c.get("calls", 0),
+        "failures": dict(sorted(window.errors.items())),
         "frame_lateness_ms": {"p50": _r(lateness.p50, 3), "p99": _r(lateness.p99, 3)},
         "worker_cpu_max": round(cpu, 1),
     }
@@ -128,6 +153,8 @@ def build_summary(
         "settings": dict(settings or {}),
         "run": dict(run or {}),
         "distributions": {name: _distribution(stats.histograms[name]) for name in _DISTRIBUTIONS},
+        "distribution_bucket_ms": stats.histograms[_DISTRIBUTIONS[0]].resolution,
+        "scenarios": scenario_stats(stats),
         "timeline": list(timeline or []),
         **dict(extra or {}),
     }
