@@ -5,7 +5,8 @@ CSS is inline, plots are inline SVG drawn by :mod:`loadtest.metrics.svg`, there 
 and nothing is loaded from elsewhere. Every text value from the summary is escaped.
 
 Sections, in order (each degrades to a short note when its data is missing): header (target,
-start, duration, users, workers, verdict badge); SLO checks and invalid-run reasons; latency
+start, duration, users, workers, verdict badge); SLO checks and invalid-run reasons; the
+comparison with a baseline run when the summary has one (``run --baseline``); latency
 percentiles and run totals; distributions of TTFB and barge-in (greeting, talk-over when
 present); TTFB and barge-in p50/p95/p99 over time with SLO targets as dashed lines; success
 rates and call/turn counts over time; harness health; failures by error name; settings.
@@ -17,7 +18,7 @@ Plot ids (stable, tests and tools look for them): ``plot-<metric>-distribution``
 ``plot-worker-cpu-over-time``, ``plot-failures``.
 
 The summary keys are those of :mod:`loadtest.metrics.summary` plus two optional ones:
-``distributions.<metric>fmt_ms`` (``[[bucket_start_ms, count], …]``, 1 ms buckets) and
+``distributions.<metric>_ms`` (``[[bucket_start_ms, count], …]``, 1 ms buckets) and
 ``timeline`` (one entry per ~5 s window); :mod:`loadtest.metrics.report_plots` documents both.
 :mod:`loadtest.metrics.report_cli` reads a summary file and writes the page (edge).
 """
@@ -30,6 +31,7 @@ from typing import Any
 
 from loadtest import __version__
 from loadtest.metrics import report_plots as plots
+from loadtest.metrics.compare_report import baseline_section
 from loadtest.metrics.html import (
     CSS,
     STATUSES,
@@ -228,6 +230,7 @@ def plot_section(section_id: str, title: str, figures: Sequence[str]) -> str:
 _SECTIONS: tuple[Callable[[Mapping[str, Any]], str], ...] = (
     _header,
     slo_section,
+    baseline_section,
     numbers_section,
     lambda s: plot_section("section-distributions", "Distributions", plots.distributions(s)),
     lambda s: plot_section(

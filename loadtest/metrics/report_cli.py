@@ -16,7 +16,14 @@ from pathlib import Path
 from loadtest.errors import ConfigError
 from loadtest.metrics.report import render_report
 
-__all__ = ["add_report_arguments", "default_report_path", "run_report", "write_report"]
+__all__ = [
+    "add_report_arguments",
+    "default_report_path",
+    "read_summary",
+    "run_report",
+    "write_report",
+    "write_text_atomic",
+]
 
 
 def default_report_path(summary_path: Path) -> Path:
@@ -24,7 +31,7 @@ def default_report_path(summary_path: Path) -> Path:
     return summary_path.with_suffix(".html")
 
 
-def _read_summary(path: Path) -> dict[str, object]:
+def read_summary(path: Path) -> dict[str, object]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -45,7 +52,7 @@ def _read_summary(path: Path) -> dict[str, object]:
     return summary
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -70,7 +77,7 @@ def write_report(summary_path: Path, out: Path) -> Path:
     """
     if out.exists() and out.resolve() == summary_path.resolve():
         raise ConfigError(f"report path {out} is the summary file itself; pick another --out")
-    _write_atomic(out, render_report(_read_summary(summary_path)))
+    write_text_atomic(out, render_report(read_summary(summary_path)))
     return out
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "percentiles_over_time",
     "rebin",
     "shown_cut",
+    "slo_targets",
     "success_plots",
 ]
 
@@ -164,7 +165,7 @@ def pad_bars(bars: Sequence[Bar], min_bars: int = _MIN_BARS) -> list[Bar]:
     )
 
 
-def _slo_targets(summary: Mapping[str, Any], metric: str) -> list[tuple[str, float]]:
+def slo_targets(summary: Mapping[str, Any], metric: str) -> list[tuple[str, float]]:
     """``(stat, target_ms)`` of each latency SLO check on ``metric`` (e.g. ``ttfb``)."""
     found = []
     for check in as_map(summary.get("slo")).get("checks") or ():
@@ -202,7 +203,7 @@ def distributions(summary: Mapping[str, Any]) -> list[str]:
         ]
         markers += [
             Marker(target, f"SLO {stat} < {target:g} ms", _SLO_COLOR)
-            for stat, target in _slo_targets(summary, key.removesuffix("_ms"))
+            for stat, target in slo_targets(summary, key.removesuffix("_ms"))
         ]
         body = histogram(
             f"plot-{stem}-distribution",
@@ -301,7 +302,7 @@ def percentiles_over_time(summary: Mapping[str, Any]) -> str:
         ]
         references = [
             Marker(target, f"SLO {stat} < {target:g} ms", _SLO_COLOR)
-            for stat, target in _slo_targets(summary, key.removesuffix("_ms"))
+            for stat, target in slo_targets(summary, key.removesuffix("_ms"))
         ]
         figures.append(
             _line_figure(

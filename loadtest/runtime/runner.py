@@ -3,8 +3,9 @@
 Starts (optionally) the reference agent, probes the target once, then one Locust master and
 ``--workers`` worker processes with rebalancing on, headless for ``--run-time``; the master
 writes the CSV, HTML and summary JSON and prints the summary and SLO table. The exit code is
-the SLO verdict (0 pass/warn, 1 fail, 2 invalid run or set-up error). Ctrl-C stops every
-child cleanly.
+the SLO verdict (0 pass/warn, 1 fail, 2 invalid run or set-up error). With ``--baseline``
+the run is compared with an earlier summary (``--fail-on`` gates on regressions) and the
+comparison goes into the summary and the report. Ctrl-C stops every child cleanly.
 
 The caller knobs (``WS_URL``, ``TURNS_PER_USER``, …) reach every process as environment
 variables; flags given here override the inherited environment.
@@ -23,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from loadtest.errors import ConfigError, LoadtestError, TargetUnreachable
+from loadtest.metrics.compare_cli import add_baseline_arguments, apply_baseline, load_baseline
 from loadtest.metrics.report_cli import write_report
 from loadtest.procutil import free_port, stop_processes
 from loadtest.runtime.transport import ConnectFailed, WebSocketTransport
@@ -96,6 +98,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="master's Prometheus /metrics port (0: off; default 9646)",
     )
     parser.add_argument("--locust-args", default="", help="extra options for the master")
+    add_baseline_arguments(parser)
     add_knob_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -141,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the whole local distributed test; returns the master's exit code (the verdict)."""
     if args.workers < 1 or args.users < 1 or args.spawn_rate <= 0:
         raise ConfigError("--workers and --users must be >= 1 and --spawn-rate > 0")
+    baseline = load_baseline(args)  # checked now: a bad file or rule must not cost a run
     env = knob_environment(args, dict(os.environ))
     reports = args.reports_dir
     reports.mkdir(parents=True, exist_ok=True)
@@ -181,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
         code = master_process.wait()
         stop_processes(children)
         if Path(summary).is_file():
+            if baseline is not None:
+                code = apply_baseline(baseline, Path(summary), code)
             report = write_report(Path(summary), Path(summary).with_suffix(".html"))
             print(f"report: {report}")
         return code
