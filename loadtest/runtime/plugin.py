@@ -6,6 +6,7 @@ Hooks used (Locust's documented events):
   plus ``--summary-json`` and ``--slo-file``;
 * ``init`` — validate settings and, on workers and standalone runs, load and pre-encode the
   audio cache once per process (a bad value or missing cache stops the process with one line);
+  with the web UI on, add the Voice view to it (:mod:`.webui`);
 * ``test_start`` — re-read settings (workers get the master's options here), probe the
   target once on the master/standalone (the run begins only if a connection works);
 * ``report_to_master`` / ``worker_report`` — workers ship their histogram/counter deltas,
@@ -41,6 +42,7 @@ from loadtest.metrics.summary import format_table
 from loadtest.runtime.exporter import DEFAULT_METRICS_PORT
 from loadtest.runtime.harness import VoiceFailure, harness_of, option_dest
 from loadtest.runtime.locust_fixes import memoize_default_args
+from loadtest.runtime.webui import attach_voice_view
 from loadtest.settings import SETTINGS, parse_number
 
 __all__ = ["VoiceFailure", "register"]
@@ -103,7 +105,7 @@ def register(events: Any) -> None:
             help="address for /metrics (default: all IPv4 interfaces)",
         )
 
-    def _init(environment: Any, **_: Any) -> None:
+    def _init(environment: Any, web_ui: Any = None, **_: Any) -> None:
         harness = harness_of(environment)
         try:
             harness.configure()
@@ -122,6 +124,8 @@ def register(events: Any) -> None:
         options = environment.parsed_options
         if options is not None:
             harness.serve(options.metrics_host, int(options.metrics_port))
+        if web_ui is not None and harness.role != "worker":
+            attach_voice_view(harness, web_ui)
 
     def _test_start(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)
