@@ -1,7 +1,7 @@
-"""Compare run summaries and gate on regressions (core: pure, summaries in, data out).
+"""Compare run summaries side by side (core: pure, summaries in, data out).
 
 A run summary (:mod:`loadtest.metrics.summary`) is flattened into named *quantities*, the
-names ``--fail-on`` uses::
+names ``--fail-on`` uses (:mod:`loadtest.metrics.compare_gate`)::
 
     <metric>_<stat>_ms, <metric>_count      every entry of ``metrics`` (ttfb_p95_ms, …)
     <rate>                                  every entry of ``rates`` (a ratio 0..1)
@@ -11,18 +11,14 @@ names ``--fail-on`` uses::
 
 Every key the summary has is compared, so a key added to the summary later is compared too.
 Summaries are read defensively: a missing or malformed part gives ``None`` ("n/a"), never an
-exception.
-
-Call order: :func:`compare` (baseline first) → :func:`parse_fail_on` → :func:`judge` →
-:func:`verdict` for the exit code; :func:`baseline_block` is what ``run --baseline`` stores
-under the summary's ``baseline`` key.
+exception. :func:`compare` (baseline first) returns a :class:`Comparison`: every quantity per
+run, the settings that differ, and why a run is not comparable with the baseline (it played
+other scenarios or other audio).
 """
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,25 +27,8 @@ from urllib.parse import urlsplit
 from loadtest.errors import ConfigError
 from loadtest.metrics.report_plots import as_map, as_number
 
-__all__ = [
-    "Comparison",
-    "Finding",
-    "Row",
-    "Rule",
-    "Run",
-    "baseline_block",
-    "compare",
-    "judge",
-    "parse_fail_on",
-    "quantities",
-    "verdict",
-]
+__all__ = ["Comparison", "Row", "Run", "compare", "quantities", "unit_of"]
 
-_RULE = re.compile(
-    r"^\s*(?P<key>[A-Za-z0-9_.@:-]+)\s*(?P<op>[<>]=?)\s*"
-    r"(?P<value>[-+]?(?:\d+\.?\d*|\.\d+))\s*(?P<unit>%|ms|pt)?\s*$"
-)
-_LATENCY_STATS = ("count", "p50", "p90", "p95", "p99", "max", "mean")
 _SHOWN_STATS = ("count", "p50", "p95", "p99")  # the side-by-side table; the gate takes all
 
 
@@ -117,64 +96,25 @@ class Comparison:
         return {row.key: row.unit for row in self.rows}
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """``key op threshold unit``: the run regressed when its change ``op`` threshold."""
-
-    text: str
-    key: str
-    op: str
-    threshold: float
-    unit: str  # "%" relative, "ms", "pt" (percentage points) or "" (the quantity's own unit)
-
-    def fires(self, change: float) -> bool:
-        return {
-            ">": change > self.threshold,
-            ">=": change >= self.threshold,
-            "<": change < self.threshold,
-            "<=": change <= self.threshold,
-        }[self.op]
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One rule applied to one compared run: ``regression``, ``ok`` or ``no_data``."""
-
-    run: str
-    rule: str
-    key: str
-    base: float | None
-    new: float | None
-    change: float | None
-    unit: str  # of ``change``: "%", "ms", "pt" or "" (the quantity's own)
-    status: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run": self.run, "rule": self.rule, "key": self.key, "base": self.base,
-            "new": self.new, "change": _finite(self.change), "unit": self.unit,
-            "status": self.status,
-        }  # fmt: skip
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else round(value, 4)
-
-
-def _unit_of(key: str, parent: str = "") -> str:
+def unit_of(key: str) -> str:
+    """The unit a quantity's name implies: ``*_ms`` latencies, ``*_success`` rates."""
     if key.endswith("_ms"):
         return "ms"
-    if key.endswith("_success") or parent == "rates":
-        return "ratio"
-    return ""
+    return "ratio" if key.endswith("_success") else ""
 
 
 def _latencies(prefix: str, stats: object, group: str, suffix: str = "") -> Iterator[Row]:
     for stat, value in as_map(stats).items():
         key = f"{prefix}_count" if stat == "count" else f"{prefix}_{stat}_ms"
         unit = "count" if stat == "count" else "ms"
-        yield Row(key + suffix, group, unit, (as_number(value),), 0 if stat == "count" else 1,
-                  stat in _SHOWN_STATS)  # fmt: skip
+        yield Row(
+            key + suffix,
+            group,
+            unit,
+            (as_number(value),),
+            0 if stat == "count" else 1,
+            stat in _SHOWN_STATS,
+        )
 
 
 def quantities(summary: Mapping[str, Any]) -> list[Row]:
@@ -197,16 +137,23 @@ def quantities(summary: Mapping[str, Any]) -> list[Row]:
         if isinstance(value, Mapping):
             rows += _latencies(str(name).removesuffix("_ms"), value, "harness")
         else:
-            rows.append(Row(str(name), "harness", _unit_of(str(name)), (as_number(value),)))
+            rows.append(Row(str(name), "harness", unit_of(str(name)), (as_number(value),)))
     for scenario, entry in as_map(summary.get("scenarios")).items():
         for name, value in as_map(entry).items():
             if isinstance(value, Mapping):
                 prefix = str(name).removesuffix("_ms")
                 rows += _latencies(prefix, value, "scenario", f"@{scenario}")
             else:
-                unit = _unit_of(str(name))
-                rows.append(Row(f"{name}@{scenario}", "scenario", unit or "count",
-                                (as_number(value),), -1 if unit == "ratio" else 0))  # fmt: skip
+                unit = unit_of(str(name))
+                rows.append(
+                    Row(
+                        f"{name}@{scenario}",
+                        "scenario",
+                        unit or "count",
+                        (as_number(value),),
+                        -1 if unit == "ratio" else 0,
+                    )
+                )
     return rows
 
 
@@ -283,11 +230,16 @@ def compare(runs: Sequence[Run]) -> Comparison:
         for key, row in found.items():
             first_seen.setdefault(key, row)
     rows = tuple(
-        Row(key, first.group, first.unit,
+        Row(
+            key,
+            first.group,
+            first.unit,
             tuple(found[key].values[0] if key in found else None for found in per_run),
-            first.worse, first.shown)
+            first.worse,
+            first.shown,
+        )
         for key, first in first_seen.items()
-    )  # fmt: skip
+    )
     facts = [_facts(run.summary) for run in runs]
     names = dict.fromkeys(name for f in facts for name in f)
     settings = tuple(
@@ -298,101 +250,3 @@ def compare(runs: Sequence[Run]) -> Comparison:
     base = runs[0].summary
     not_comparable = tuple(_why_not_comparable(base, run.summary) for run in runs[1:])
     return Comparison(tuple(runs), rows, settings, not_comparable)
-
-
-def parse_fail_on(text: str, units: Mapping[str, str] | None = None) -> tuple[Rule, ...]:
-    """Rules from ``"ttfb_p95_ms>+10%,barge_in_p95_ms>+50ms,turn_success<-1pt"``.
-
-    ``%`` is a relative change, ``ms`` an absolute one (``*_ms`` quantities only), ``pt``
-    percentage points (success rates only), and a bare number a change in the quantity's own
-    unit (counts). With ``units`` (quantity name → unit, e.g. from :attr:`Comparison.units`),
-    an unknown name is an error that suggests the closest ones. Raises :class:`ConfigError`
-    with one line.
-    """
-    rules = []
-    for part in (p for p in text.split(",") if p.strip()):
-        match = _RULE.match(part)
-        if match is None:
-            raise ConfigError(
-                f"--fail-on: cannot read {part.strip()!r}; write NAME>+10% (relative), "
-                "NAME>+50ms, NAME<-1pt (success rates) or NAME>+5 (counts)"
-            )
-        key, unit = match["key"], match["unit"] or ""
-        if units is not None and key not in units:
-            close = difflib.get_close_matches(key, list(units), n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(f"--fail-on: no quantity named {key!r} in these summaries{hint}")
-        own = units[key] if units is not None else _unit_of(key.split("@")[0])
-        if unit == "ms" and own != "ms":
-            raise ConfigError(f"--fail-on: {key} is not in milliseconds; use % or its own unit")
-        if unit == "pt" and own != "ratio":
-            raise ConfigError(f"--fail-on: {key} is not a success rate; pt is for rates")
-        if unit == "" and own == "ratio":
-            raise ConfigError(f"--fail-on: say pt (points) or % for the rate {key}")
-        rules.append(Rule(part.strip(), key, match["op"], float(match["value"]), unit))
-    if not rules:
-        raise ConfigError("--fail-on: no rules given")
-    return tuple(rules)
-
-
-def judge(comparison: Comparison, rules: Sequence[Rule]) -> tuple[Finding, ...]:
-    """Apply every rule to every compared run (not to the baseline)."""
-    findings = []
-    for index, run in enumerate(comparison.runs[1:], start=1):
-        for rule in rules:
-            row = comparison.row(rule.key)
-            base = row.values[0] if row else None
-            new = row.values[index] if row else None
-            change = None
-            if row is not None:
-                change = row.change_pct(index) if rule.unit == "%" else row.change(index)
-            status = "no_data" if change is None else "regression" if rule.fires(change) else "ok"
-            unit = rule.unit or (row.unit if row and row.unit == "ms" else "")
-            findings.append(
-                Finding(run.label, rule.text, rule.key, base, new, change, unit, status)
-            )
-    return tuple(findings)
-
-
-def verdict(comparison: Comparison, findings: Sequence[Finding], *, force: bool) -> int:
-    """Exit code: 2 when a run is not comparable (unless ``force``), 1 on a regression, else 0."""
-    if not force and any(comparison.not_comparable):
-        return 2
-    return 1 if any(f.status == "regression" for f in findings) else 0
-
-
-def baseline_block(
-    comparison: Comparison,
-    findings: Sequence[Finding],
-    *,
-    fail_on: str,
-    force: bool,
-) -> dict[str, Any]:
-    """The ``baseline`` key of a run's summary: the comparison of this run (``runs[1]``) with
-    its baseline (``runs[0]``), with the baseline's distributions for the report's overlay."""
-    base, _ = comparison.runs[0], comparison.runs[1]
-    reasons = list(comparison.not_comparable[0])
-    return {
-        "file": base.label,
-        "started_at": base.started_at or None,
-        "comparable": not reasons,
-        "reasons": reasons,
-        "forced": force,
-        "fail_on": fail_on or None,
-        "findings": [f.as_dict() for f in findings],
-        "regressions": [f.as_dict() for f in findings if f.status == "regression"],
-        "exit_code": verdict(comparison, findings, force=force),
-        "rows": [
-            {
-                "key": row.key, "group": row.group, "unit": row.unit,
-                "base": row.values[0], "new": row.values[1],
-                "change": _finite(row.change(1)), "change_pct": _finite(row.change_pct(1)),
-                "shown": row.shown,
-            }
-            for row in comparison.rows
-            if row.values[0] is not None or row.values[1] is not None
-        ],
-        "settings": [{"name": n, "base": v[0], "new": v[1]} for n, v in comparison.settings],
-        "distributions": dict(as_map(base.summary.get("distributions"))),
-        "distribution_bucket_ms": base.summary.get("distribution_bucket_ms"),
-    }  # fmt: skip

@@ -19,16 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.errors import ConfigError, LoadtestError
-from loadtest.metrics.compare import (
-    Rule,
-    Run,
-    baseline_block,
-    compare,
-    judge,
-    parse_fail_on,
-    quantities,
-    verdict,
-)
+from loadtest.metrics.compare import Run, compare, quantities
+from loadtest.metrics.compare_gate import Rule, baseline_block, judge, parse_fail_on, verdict
 from loadtest.metrics.compare_report import format_comparison, render_comparison
 from loadtest.metrics.report_cli import read_summary, write_text_atomic
 

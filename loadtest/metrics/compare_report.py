@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loadtest import __version__
-from loadtest.metrics.compare import Comparison, Finding, Row
+from loadtest.metrics.compare import Comparison, Row
+from loadtest.metrics.compare_gate import Finding
 from loadtest.metrics.compare_plots import overlay_plots, trend_plots
 from loadtest.metrics.html import CSS, badge, esc, note, table, when
 from loadtest.metrics.report_plots import (

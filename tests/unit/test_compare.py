@@ -13,16 +13,9 @@ from typing import Any
 import pytest
 
 from loadtest.errors import ConfigError
-from loadtest.metrics.compare import (
-    Run,
-    baseline_block,
-    compare,
-    judge,
-    parse_fail_on,
-    quantities,
-    verdict,
-)
+from loadtest.metrics.compare import Run, compare, quantities
 from loadtest.metrics.compare_cli import add_compare_arguments, run_compare
+from loadtest.metrics.compare_gate import baseline_block, judge, parse_fail_on, verdict
 from loadtest.metrics.compare_report import format_comparison, render_comparison
 from loadtest.metrics.report import render_report
 from tests.unit.test_report import _parse, realistic_summary
