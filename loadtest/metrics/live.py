@@ -27,6 +27,7 @@ from loadtest.metrics.slo import NO_TURNS, SloConfig
 __all__ = [
     "SLO_COLUMNS",
     "VOICE_COLUMNS",
+    "HarnessCheck",
     "LiveState",
     "WorkerHealth",
     "harness_checks",
@@ -100,30 +101,36 @@ def _voice_row(metric: str, scenario: str, stats: Mapping[str, Any]) -> dict[str
     return row
 
 
-def harness_checks(
-    live: LiveState, summary: Mapping[str, Any]
-) -> list[tuple[str, str, float | None, float]]:
-    """``(check, unit, actual, limit)`` of each harness limit; CPU per worker."""
+@dataclass(frozen=True, slots=True)
+class HarnessCheck:
+    """One harness limit against its value now (``actual`` is ``None`` before any sample)."""
+
+    name: str
+    unit: str  # " ms" or " %", as shown after the numbers
+    actual: float | None
+    limit: float
+
+    @property
+    def status(self) -> str:
+        """``pass``, ``invalid`` (over the limit: the run cannot be judged) or ``no_data``."""
+        if self.actual is None:
+            return "no_data"
+        return "invalid" if self.actual > self.limit else "pass"
+
+
+def harness_checks(live: LiveState, summary: Mapping[str, Any]) -> list[HarnessCheck]:
+    """Each harness limit against its value: frame lateness, receive lag, CPU per worker."""
     harness = as_map(summary.get("harness"))
-    checks = [
-        (
-            "frame lateness p99",
-            " ms",
-            as_number(as_map(harness.get("frame_lateness_ms")).get("p99")),
-            live.slo.max_lateness_p99_ms,
-        ),
-        (
-            "receive lag p99",
-            " ms",
-            as_number(as_map(harness.get("receive_lag_ms")).get("p99")),
-            live.slo.max_receive_lag_p99_ms,
+    lateness = as_number(as_map(harness.get("frame_lateness_ms")).get("p99"))
+    lag = as_number(as_map(harness.get("receive_lag_ms")).get("p99"))
+    return [
+        HarnessCheck("frame lateness p99", " ms", lateness, live.slo.max_lateness_p99_ms),
+        HarnessCheck("receive lag p99", " ms", lag, live.slo.max_receive_lag_p99_ms),
+        *(
+            HarnessCheck(f"CPU of {w.name}", " %", w.cpu_percent, live.slo.max_worker_cpu_percent)
+            for w in live.workers
         ),
     ]
-    checks += [
-        (f"CPU of {w.name}", " %", w.cpu_percent, live.slo.max_worker_cpu_percent)
-        for w in live.workers
-    ]
-    return checks
 
 
 def live_verdict(summary: Mapping[str, Any]) -> tuple[str, list[str]]:
@@ -140,26 +147,25 @@ def slo_rows(summary: Mapping[str, Any], live: LiveState) -> list[dict[str, Any]
     """The SLO checks with their live status, the harness limits (one CPU row per worker),
     then the verdict with the invalid-run reasons."""
     rows = []
-    for check in (as_map(c) for c in as_map(summary.get("slo")).get("checks") or ()):
-        name = str(check.get("name", "?"))
+    for slo in (as_map(c) for c in as_map(summary.get("slo")).get("checks") or ()):
+        name = str(slo.get("name", "?"))
         rows.append(
             {
                 "name": name,
                 "check": name,
-                "threshold": str(check.get("threshold", "")),
-                "actual": _number(check.get("actual"), 4),
-                "status": str(check.get("status", "no_data")),
+                "threshold": str(slo.get("threshold", "")),
+                "actual": _number(slo.get("actual"), 4),
+                "status": str(slo.get("status", "no_data")),
             }
         )
-    for name, unit, actual, limit in harness_checks(live, summary):
-        status = "no_data" if actual is None else ("invalid" if actual > limit else "pass")
+    for health in harness_checks(live, summary):
         rows.append(
             {
-                "name": name,
-                "check": f"harness: {name}",
-                "threshold": f"< {limit:g}{unit}",
-                "actual": _number(actual, 3),
-                "status": status,
+                "name": health.name,
+                "check": f"harness: {health.name}",
+                "threshold": f"< {health.limit:g}{health.unit}",
+                "actual": _number(health.actual, 3),
+                "status": health.status,
             }
         )
     verdict, reasons = live_verdict(summary)

@@ -173,16 +173,15 @@ def _figure(plot_id: str, title: str, series: list[Series], y_label: str) -> str
 
 def _workers_section(summary: Mapping[str, Any], live: LiveState) -> str:
     rows = []
-    for name, unit, actual, limit in harness_checks(live, summary):
-        over = actual is not None and actual > limit
-        status = "no_data" if actual is None else ("invalid" if over else "pass")
-        shown = "–" if actual is None else f"{actual:.1f}{unit}"
+    for check in harness_checks(live, summary):
+        shown = "–" if check.actual is None else f"{check.actual:.1f}{check.unit}"
+        label = "over" if check.status == "invalid" else check.status.replace("_", " ")
         rows.append(
             (
-                esc(name),
+                esc(check.name),
                 esc(shown),
-                esc(f"< {limit:g}{unit}"),
-                f'<span class="status {status}">{esc("over" if over else status)}</span>',
+                esc(f"< {check.limit:g}{check.unit}"),
+                f'<span class="status {check.status}">{esc(label)}</span>',
             )
         )
     return (

@@ -117,6 +117,12 @@ def test_page_is_self_contained_relative_and_escaped() -> None:
     assert page.count("<script>") == 1 and "src=" not in page
     assert EVIL_TARGET not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "worker-&lt;b&gt;" in page and "worker-<b>" not in page
+    # the worker over its CPU limit is flagged in the harness table, the other one passes
+    assert (
+        '<td class="text">CPU of worker-&lt;b&gt;</td><td>95.0 %</td><td>&lt; 90 %</td>'
+        '<td><span class="status invalid">over</span></td>'
+    ) in page
+    assert '<td class="text">CPU of worker-a</td><td>41.5 %</td>' in page
 
 
 def test_failures_by_kind_and_callers_have_their_own_axes() -> None:
