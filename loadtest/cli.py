@@ -53,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("report", help="self-contained HTML report from a summary JSON")
     )
 
+    from loadtest.metrics.compare_cli import add_compare_arguments
+
+    add_compare_arguments(
+        sub.add_parser(
+            "compare",
+            help="compare run summaries side by side, gate CI on regressions, draw trends",
+        )
+    )
+
     locust = sub.add_parser(
         "locust",
         help="run Locust with the voice locustfile: voice-loadtest locust --master ...",

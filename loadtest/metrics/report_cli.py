@@ -29,9 +29,11 @@ __all__ = [
     "add_report_arguments",
     "check_reports_dir",
     "default_report_path",
+    "read_summary",
     "run_report",
     "save_summary",
     "write_report",
+    "write_text_atomic",
 ]
 
 MIN_FREE_BYTES = 16 << 20
@@ -44,7 +46,7 @@ def default_report_path(summary_path: Path) -> Path:
     return summary_path.with_suffix(".html")
 
 
-def _read_summary(path: Path) -> dict[str, object]:
+def read_summary(path: Path) -> dict[str, object]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -65,7 +67,7 @@ def _read_summary(path: Path) -> dict[str, object]:
     return summary
 
 
-def _write_atomic(path: Path, text: str, *, what: str = "report") -> None:
+def write_text_atomic(path: Path, text: str, *, what: str = "report") -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -90,7 +92,7 @@ def write_report(summary_path: Path, out: Path) -> Path:
     """
     if out.exists() and out.resolve() == summary_path.resolve():
         raise ConfigError(f"report path {out} is the summary file itself; pick another --out")
-    _write_atomic(out, render_report(_read_summary(summary_path)))
+    write_text_atomic(out, render_report(read_summary(summary_path)))
     return out
 
 
@@ -133,7 +135,7 @@ def save_summary(summary: Mapping[str, Any], path: Path) -> tuple[Path | None, s
     text = json.dumps(summary, indent=2) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, text, what="summary")
+        write_text_atomic(path, text, what="summary")
         return path, None
     except (ConfigError, OSError) as exc:
         cause = exc.strerror if isinstance(exc, OSError) else str(exc)

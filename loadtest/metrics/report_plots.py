@@ -7,7 +7,8 @@ Summaries are read defensively (:func:`as_map`, :func:`as_number`): an older sum
 
 Optional summary keys read here:
 
-* ``distributions.<metric>_ms``: ``[[bucket_start_ms, count], …]`` in 10 ms buckets;
+* ``distributions.<metric>_ms``: ``[[bucket_start_ms, count], …]`` in buckets of
+  ``distribution_bucket_ms`` (1 ms; older summaries have no such key and 10 ms buckets);
 * ``timeline``: ``[{"t_s", "users", "ttfb_ms": {count,p50,p95,p99}, "barge_in_ms": {…},
   "connection_success", "turn_success", "barge_in_success", "turns", "calls",
   "frame_lateness_ms": {p50,p99}, "worker_cpu_max"}, …]`` — one entry per ~5 s window,
@@ -28,16 +29,24 @@ __all__ = [
     "DISTRIBUTION_BUCKET_MS",
     "as_map",
     "as_number",
+    "bar_width",
+    "bucket_ms",
+    "clean_buckets",
     "distributions",
     "failures_plot",
     "harness_plots",
+    "pad_bars",
     "percentiles_over_time",
     "rebin",
+    "shown_cut",
+    "slo_targets",
     "success_plots",
 ]
 
-DISTRIBUTION_BUCKET_MS = 10.0
+DISTRIBUTION_BUCKET_MS = 10.0  # bucket width of summaries written before the width was recorded
 _MAX_BARS = 60
+_MIN_BARS = 10  # the x axis spans at least this many bars, so a narrow spread reads as narrow
+_WIDTHS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000)
 _SHOWN_FRACTION = 0.995  # the histogram's x axis ends where 99.5 % of the samples are
 _SLO_COLOR = "#dc2626"
 _MAX_FAILURE_BARS = 15
@@ -72,45 +81,91 @@ def _note(text: str) -> str:
     return f'<p class="note">{escape(text)}</p>'
 
 
-def rebin(buckets: object, max_bars: int = _MAX_BARS) -> tuple[list[Bar], int, float | None]:
-    """Merge 10 ms ``[[start_ms, count], …]`` buckets into at most ``max_bars`` bars of a round
-    width (10, 20, 50, 100 … ms), cut at the 99.5th percentile so one outlier does not squash
-    the shape. Returns ``(bars, samples_beyond_cut, max_start_ms)``; malformed rows are
-    skipped."""
+def bucket_ms(summary: Mapping[str, Any]) -> float:
+    """The width of the summary's distribution buckets in ms (10 for older summaries)."""
+    width = as_number(summary.get("distribution_bucket_ms"))
+    return width if width is not None and width > 0 else DISTRIBUTION_BUCKET_MS
+
+
+def bar_width(low_ms: float, high_ms: float, bucket: float, max_bars: int = _MAX_BARS) -> float:
+    """The narrowest round width (1, 2, 5 × 10ⁿ ms, a multiple of ``bucket``) that covers
+    ``[low_ms, high_ms)`` in at most ``max_bars`` bars."""
+    width = bucket
+    for step in _WIDTHS_MS:
+        if step < bucket or not math.isclose(step / bucket, round(step / bucket)):
+            continue
+        width = float(step)
+        if (high_ms - low_ms) / width <= max_bars:
+            break
+    return width
+
+
+def clean_buckets(buckets: object) -> list[tuple[float, int]]:
+    """Well-formed ``[start_ms, count]`` rows with a positive count, sorted; others skipped."""
     clean: list[tuple[float, int]] = []
     for row in buckets if isinstance(buckets, list | tuple) else ():
         if isinstance(row, list | tuple) and len(row) == 2:
             start, count = as_number(row[0]), as_number(row[1])
             if start is not None and count is not None and count > 0:
                 clean.append((start, int(count)))
-    if not clean:
-        return [], 0, None
-    clean.sort()
-    total, seen, cut = sum(n for _, n in clean), 0, clean[-1][0]
+    return sorted(clean)
+
+
+def shown_cut(clean: Sequence[tuple[float, int]]) -> float:
+    """The bucket start at which 99.5 % of the samples are reached (the axis ends there)."""
+    total, seen = sum(n for _, n in clean), 0
     for start, count in clean:
         seen += count
         if seen >= total * _SHOWN_FRACTION:
-            cut = start
-            break
-    low, high = clean[0][0], cut + DISTRIBUTION_BUCKET_MS
-    width = DISTRIBUTION_BUCKET_MS
-    for step in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000):
-        width = DISTRIBUTION_BUCKET_MS * step
-        if (high - low) / width <= max_bars:
-            break
+            return start
+    return clean[-1][0]
+
+
+def rebin(
+    buckets: object, max_bars: int = _MAX_BARS, bucket: float = DISTRIBUTION_BUCKET_MS
+) -> tuple[list[Bar], int, float | None]:
+    """Merge ``[[start_ms, count], …]`` buckets of width ``bucket`` ms into at most
+    ``max_bars`` bars of the narrowest round width (:func:`bar_width`) the data allows, cut
+    at the 99.5th percentile so one outlier does not squash the shape. Returns ``(bars,
+    samples_beyond_cut, max_start_ms)``; malformed rows are skipped."""
+    clean = clean_buckets(buckets)
+    if not clean:
+        return [], 0, None
+    cut = shown_cut(clean)
+    width = bar_width(clean[0][0], cut + bucket, bucket, max_bars)
     merged: dict[float, int] = {}
     beyond = 0
     for start, count in clean:
         if start > cut:
             beyond += count
             continue
-        key = (start // width) * width
+        key = round(math.floor(start / width + 1e-9) * width, 6)
         merged[key] = merged.get(key, 0) + count
     bars = [Bar(start, start + width, n) for start, n in sorted(merged.items())]
     return bars, beyond, clean[-1][0]
 
 
-def _slo_targets(summary: Mapping[str, Any], metric: str) -> list[tuple[str, float]]:
+def pad_bars(bars: Sequence[Bar], min_bars: int = _MIN_BARS) -> list[Bar]:
+    """``bars`` with empty bars either side (never below 0), so the axis spans at least
+    ``min_bars`` bar widths: a spread of 2 ms then draws as two narrow bars, not one block
+    filling the axis."""
+    if not bars:
+        return []
+    width = bars[0].end - bars[0].start
+    low, high = bars[0].start, bars[-1].end
+    missing = min_bars - round((high - low) / width)
+    if missing <= 0:
+        return list(bars)
+    before = min(missing // 2, int(low / width + 1e-9))
+    after = missing - before
+    return (
+        [Bar(low - (i + 1) * width, low - i * width, 0) for i in reversed(range(before))]
+        + list(bars)
+        + [Bar(high + i * width, high + (i + 1) * width, 0) for i in range(after)]
+    )
+
+
+def slo_targets(summary: Mapping[str, Any], metric: str) -> list[tuple[str, float]]:
     """``(stat, target_ms)`` of each latency SLO check on ``metric`` (e.g. ``ttfb``)."""
     found = []
     for check in as_map(summary.get("slo")).get("checks") or ():
@@ -126,10 +181,11 @@ def distributions(summary: Mapping[str, Any]) -> list[str]:
     """Histogram figures: TTFB and barge-in always (or a note), greeting and talk-over when
     they have samples."""
     metrics, dists = as_map(summary.get("metrics")), as_map(summary.get("distributions"))
+    bucket = bucket_ms(summary)
     figures = []
     for key, stem, name, always in _DISTRIBUTIONS:
         stats = as_map(metrics.get(key))
-        bars, beyond, max_start = rebin(dists.get(key))
+        bars, beyond, max_start = rebin(dists.get(key), bucket=bucket)
         title = f"{name[0].upper()}{name[1:]} distribution"
         if not bars:
             if not always and not as_number(stats.get("count")):
@@ -147,14 +203,18 @@ def distributions(summary: Mapping[str, Any]) -> list[str]:
         ]
         markers += [
             Marker(target, f"SLO {stat} < {target:g} ms", _SLO_COLOR)
-            for stat, target in _slo_targets(summary, key.removesuffix("_ms"))
+            for stat, target in slo_targets(summary, key.removesuffix("_ms"))
         ]
         body = histogram(
-            f"plot-{stem}-distribution", title, bars, x_label=f"{name} (ms)", markers=markers
+            f"plot-{stem}-distribution",
+            title,
+            pad_bars(bars),
+            x_label=f"{name} (ms)",
+            markers=markers,
         )
         if beyond and max_start is not None:
             body += _note(
-                f"{beyond:,} slowest samples (up to {max_start + DISTRIBUTION_BUCKET_MS:,.0f} ms) "
+                f"{beyond:,} slowest samples (up to {max_start + bucket:,.0f} ms) "
                 f"beyond {bars[-1].end:,.0f} ms are not drawn"
             )
         figures.append(_figure(title, body))
@@ -242,7 +302,7 @@ def percentiles_over_time(summary: Mapping[str, Any]) -> str:
         ]
         references = [
             Marker(target, f"SLO {stat} < {target:g} ms", _SLO_COLOR)
-            for stat, target in _slo_targets(summary, key.removesuffix("_ms"))
+            for stat, target in slo_targets(summary, key.removesuffix("_ms"))
         ]
         figures.append(
             _line_figure(

@@ -39,6 +39,7 @@ from loadtest.errors import ConfigError
 
 __all__ = [
     "DEFAULT_SLO",
+    "NO_TURNS",
     "Check",
     "CheckResult",
     "SloConfig",
@@ -47,6 +48,9 @@ __all__ = [
     "evaluate",
     "parse_slo",
 ]
+
+NO_TURNS = "no turns were measured (agent unreachable, or the run was too short); nothing to judge"
+"""The invalid-run reason of a run without turns (a live view shows it as "waiting")."""
 
 _LATENCY_KEY = re.compile(r"^(ttfb|barge_in|greeting|connect|turn)_(p50|p90|p95|p99|max)_ms$")
 _RATE_KEYS = ("connection_success", "turn_success", "barge_in_success")
@@ -223,9 +227,7 @@ def evaluate(summary: Mapping[str, Any], config: SloConfig = DEFAULT_SLO) -> Slo
     reasons = []
     counts = summary.get("counts", {})
     if not counts.get("turns"):
-        reasons.append(
-            "no turns were measured (agent unreachable, or the run was too short); nothing to judge"
-        )
+        reasons.append(NO_TURNS)
     harness = summary.get("harness", {})
     for key, limit, what, effect in (
         ("frame_lateness_ms", config.max_lateness_p99_ms, "fell behind real time (frame lateness",

@@ -20,9 +20,13 @@ Keys (stable; other tools read them)::
     audio.{dir,engines,voices,files,sample_rates,digest[,others]}   the cache the callers played
     notes: [str]     how the run was counted, where a user could expect otherwise
     distributions.{ttfb_ms,barge_in_ms,greeting_ms,talk_over_ms}: [[bucket_start_ms, count]]
+    distribution_bucket_ms: 1    the width of those buckets (absent in older summaries: 10)
+    scenarios.{<name>}.{turns,turns_ok,turn_success,ttfb_ms,barge_in_ms,turn_ms}
+                     per scenario played; the latencies as in metrics
     timeline: [{t_s, users, ttfb_ms.{count,p50,p95,p99}, barge_in_ms.{...}, connection_success,
-                turn_success, barge_in_success, turns, calls, frame_lateness_ms.{p50,p99},
-                worker_cpu_max}]                 one entry per window; counts are per window
+                turn_success, barge_in_success, turns, calls, failures:{error_name: n},
+                frame_lateness_ms.{p50,p99}, worker_cpu_max}]
+                                                 one entry per window; counts are per window
 
 Percentiles come from histograms merged across workers (all samples pooled), never from an
 average of per-worker percentiles. Answers that arrive after the run time, while the callers
@@ -41,9 +45,9 @@ from typing import Any
 
 from loadtest.metrics.histogram import Histogram
 from loadtest.metrics.slo import DEFAULT_SLO, SloConfig, evaluate
-from loadtest.metrics.voice_stats import INBOUND_ANOMALIES, VoiceStats
+from loadtest.metrics.voice_stats import BY_SCENARIO, HISTOGRAMS, INBOUND_ANOMALIES, VoiceStats
 
-__all__ = ["SUMMARY_METRICS", "build_summary", "format_table", "timeline_entry"]
+__all__ = ["SUMMARY_METRICS", "build_summary", "format_table", "scenario_stats", "timeline_entry"]
 
 SUMMARY_METRICS = ("ttfb_ms", "barge_in_ms", "greeting_ms", "connect_ms", "turn_ms", "talk_over_ms")
 
@@ -57,16 +61,35 @@ def _rounded(stats: Mapping[str, Any], digits: int = 1) -> dict[str, Any]:
 
 
 _DISTRIBUTIONS = ("ttfb_ms", "barge_in_ms", "greeting_ms", "talk_over_ms")
-_DISTRIBUTION_BUCKET_MS = 10
 
 
 def _distribution(histogram: Histogram) -> list[list[float]]:
-    """Counts in 10 ms buckets ``[[start_ms, count], ...]`` (only non-empty buckets)."""
-    counts: dict[int, int] = {}
-    for key, n in histogram.serialize()["buckets"]:  # type: ignore[attr-defined]
-        start = int(key * histogram.resolution // _DISTRIBUTION_BUCKET_MS) * _DISTRIBUTION_BUCKET_MS
-        counts[start] = counts.get(start, 0) + int(n)
-    return [[start, n] for start, n in sorted(counts.items())]
+    """The histogram's own buckets ``[[start_ms, count], ...]`` (only non-empty ones), so a
+    plot can choose its bar width from the data: 1 ms bars for a 0–2 ms spread, 50 ms bars
+    for a 0–3 s one."""
+    return [
+        [round(key * histogram.resolution, 6), int(n)]
+        for key, n in histogram.serialize()["buckets"]  # type: ignore[attr-defined]
+    ]
+
+
+def scenario_stats(stats: VoiceStats) -> dict[str, dict[str, Any]]:
+    """Per scenario played: turns, turn success and the latencies kept per scenario."""
+    all_turns, all_ok = stats.per_scenario("turns"), stats.per_scenario("turns_ok")
+    names = {name for _, name in stats.by_scenario} | set(all_turns)
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(names):
+        turns, turns_ok = all_turns.get(name, 0), all_ok.get(name, 0)
+        entry: dict[str, Any] = {
+            "turns": turns,
+            "turns_ok": turns_ok,
+            "turn_success": _ratio(turns_ok, turns),
+        }
+        for metric in sorted(BY_SCENARIO):
+            histogram = stats.by_scenario.get((metric, name)) or Histogram(HISTOGRAMS[metric][0])
+            entry[metric] = _rounded(histogram.summary().as_dict())
+        out[name] = entry
+    return out
 
 
 def _brief(histogram: Histogram) -> dict[str, Any]:
@@ -88,6 +111,7 @@ def timeline_entry(window: VoiceStats, *, t_s: float, users: int, cpu: float) ->
         "barge_in_success": _ratio(c("barge_ok"), c("barge_attempts")),
         "turns": c("turns"),
         "calls": c("calls"),
+        "failures": dict(sorted(window.errors.items())),
         "frame_lateness_ms": {"p50": _r(lateness.p50, 3), "p99": _r(lateness.p99, 3)},
         "worker_cpu_max": round(cpu, 1),
     }
@@ -175,6 +199,8 @@ def build_summary(
         "settings": dict(settings or {}),
         "run": dict(run or {}),
         "distributions": {name: _distribution(stats.histograms[name]) for name in _DISTRIBUTIONS},
+        "distribution_bucket_ms": stats.histograms[_DISTRIBUTIONS[0]].resolution,
+        "scenarios": scenario_stats(stats),
         "timeline": list(timeline or []),
         **dict(extra or {}),
     }

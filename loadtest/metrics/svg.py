@@ -196,9 +196,11 @@ def line_chart(
     y_max: float | None = None,
     y_unit: str = "",
     references: Sequence[Marker] = (),
+    whole_x: bool = False,
 ) -> str:
     """Lines for ``series`` on shared axes; y starts at 0; ``y_max`` fixes the top (e.g. 100
-    for percentages), else it fits the data and the ``references`` (dashed, labelled)."""
+    for percentages), else it fits the data and the ``references`` (dashed, labelled);
+    ``whole_x`` keeps only whole-number x ticks (run numbers)."""
     xs = [x for s in series for x, _ in s.points]
     ys = [y for s in series for _, y in s.points if y is not None]
     x_ticks = nice_ticks(min(xs, default=0.0), max(xs, default=1.0))
@@ -208,7 +210,7 @@ def line_chart(
         y_ticks = [t for t in y_ticks if t <= y_max]
     sx = _Scale(min(xs, default=0.0), max(xs, default=1.0), _LEFT, _W - _RIGHT)
     sy = _Scale(0.0, max(y_ticks[-1], top), _H - _BOTTOM, _TOP)
-    x_ticks = [t for t in x_ticks if sx.d0 <= t <= sx.d1]
+    x_ticks = [t for t in x_ticks if sx.d0 <= t <= sx.d1 and (not whole_x or t == int(t))]
     out = _open(plot_id, label)
     out += _axes(x_ticks, y_ticks, sx, sy, x_label, y_label)
     for ref in references:

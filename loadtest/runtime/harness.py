@@ -27,6 +27,7 @@ from loadtest.compat_env import COMPAT_VARIABLES
 from loadtest.metrics.azure_monitor import AzureMonitorPoller
 from loadtest.metrics.azure_monitor_config import AzureMonitorConfig
 from loadtest.metrics.exposition import AzureMonitorValue, RequestRow, Snapshot, target_label
+from loadtest.metrics.live import LiveState, WorkerHealth
 from loadtest.metrics.slo import DEFAULT_SLO, SloConfig
 from loadtest.metrics.summary import build_summary, timeline_entry
 from loadtest.metrics.voice_stats import VoiceStats
@@ -358,6 +359,21 @@ class Harness:
             calls_lost=sum(entry["calls_in_flight"] for entry in self.workers_lost),
         )
 
+    def live_state(self) -> LiveState:
+        """The runner's state, users and each load generator's CPU now (for the live view)."""
+        runner = self.environment.runner
+        if self.role == "master":
+            workers = tuple(
+                WorkerHealth(str(c.id), float(c.cpu_usage), str(c.state), int(c.user_count))
+                for c in runner.clients.values()
+            )
+        else:
+            users = int(getattr(runner, "user_count", 0) or 0)
+            cpu = float(getattr(runner, "current_cpu_usage", 0.0) or 0.0)
+            workers = (WorkerHealth("local", cpu, str(getattr(runner, "state", "")), users),)
+        users = int(getattr(runner, "user_count", 0) or 0)
+        return LiveState(str(getattr(runner, "state", "ready")), users, workers, self.slo)
+
     def start_azure_monitor(self) -> None:
         """Poll the agent's Azure resources (master/standalone only, when configured)."""
         config = self.azure_config
@@ -383,10 +399,12 @@ class Harness:
             self._server = serve_metrics(self.snapshot, host, port)
 
     # -------------------------------------------------------------- summary
-    def summary(self) -> dict[str, Any]:
+    def summary(self, *, final: bool = True) -> dict[str, Any]:
+        """The run summary of everything merged so far. ``final`` (the end of the run) also
+        closes the open timeline window; the live view leaves it open."""
         if self.role == "standalone":
             self.absorb(self.stats.take_delta())
-        if self.window.counters or self.window.histograms["ttfb_ms"].count:
+        if final and (self.window.counters or self.window.histograms["ttfb_ms"].count):
             self.close_window()
         if self.role == "master":
             self.watch_workers()

@@ -6,7 +6,8 @@ Hooks used (Locust's documented events):
   plus ``--summary-json`` and ``--slo-file``;
 * ``init`` — validate settings and, on workers and standalone runs, load and pre-encode the
   audio cache once per process (a bad value or missing cache stops the process with one line);
-  with Locust's ``--web-login``, protect the web UI with HTTP Basic (:mod:`.web_auth`);
+  with Locust's ``--web-login``, protect the web UI with HTTP Basic (:mod:`.web_auth`); with
+  the web UI on, add the Voice view to it (:mod:`.webui`);
 * ``test_start`` — re-read settings (workers get the master's options here); on the
   master/standalone place the run's one probe call (:mod:`.probe`; the run begins only if
   the upgrade works) unless ``PROBE=false`` or ``voice-loadtest run`` already placed it;
@@ -72,6 +73,7 @@ from loadtest.runtime.locust_fixes import (
 )
 from loadtest.runtime.probe import PROBED_ENV, cache_rate, probe
 from loadtest.runtime.web_auth import enable_basic_auth
+from loadtest.runtime.webui import attach_voice_view
 from loadtest.settings import SETTINGS, parse_number
 
 __all__ = ["VoiceFailure", "judged_exit_code", "register"]
@@ -189,6 +191,8 @@ def register(events: Any) -> None:
         if options is not None:
             harness.serve(options.metrics_host, int(options.metrics_port))
         stopping.install(environment, harness)
+        if web_ui is not None and harness.role != "worker":
+            attach_voice_view(harness, web_ui)
 
     def _test_start(environment: Any, **_: Any) -> None:
         harness = harness_of(environment)

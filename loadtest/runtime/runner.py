@@ -5,7 +5,8 @@ probe call (:mod:`loadtest.runtime.probe`; not with ``--no-probe``), then one Lo
 ``--workers`` worker processes with rebalancing on, headless; the master writes the CSV,
 Locust's HTML, the summary JSON and the voice report (``summary.html``) and prints the summary
 and SLO table. The exit code is the SLO verdict (0 pass/warn, 1 fail, 2 invalid run or set-up
-error).
+error). With ``--baseline`` the run is compared with an earlier summary (``--fail-on`` gates on
+regressions) and the comparison goes into the summary and the report.
 
 Stopping: every child dies with this process (:func:`~loadtest.procutil.spawn_child`) and
 sits in its own process group, so a terminal's Ctrl-C reaches only this process. SIGINT or
@@ -40,6 +41,7 @@ from typing import Any
 
 from loadtest.audio.cache import describe_cache
 from loadtest.errors import ConfigError, LoadtestError
+from loadtest.metrics.compare_cli import add_baseline_arguments, apply_baseline, load_baseline
 from loadtest.metrics.report_cli import check_reports_dir, write_report
 from loadtest.procutil import free_port, spawn_child, stop_processes
 from loadtest.runtime.probe import PROBED_ENV, cache_rate, probe
@@ -132,6 +134,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="master's Prometheus /metrics port (0: off; default 9646)",
     )
     parser.add_argument("--locust-args", default="", help="extra options for the master")
+    add_baseline_arguments(parser)
     add_knob_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -233,14 +236,20 @@ def _stop_on_signal(
     stop_processes(children, grace_s=0.5 if signals.hurry else 2.0)
 
 
-def _finish_report(summary: str, since: float) -> str | None:
-    """After a signal or a killed master: the HTML report beside the summary JSON this run
-    wrote (at or after ``since``, epoch seconds: an older one is another run's), in case the
-    master could not write it; its path or None."""
+def _written_since(path: str, since: float) -> bool:
+    """``path`` was written at or after ``since`` (epoch seconds: an older file is another
+    run's)."""
     try:
-        if Path(summary).stat().st_mtime < since:
-            return None
+        return Path(path).stat().st_mtime >= since
     except OSError:
+        return False
+
+
+def _finish_report(summary: str, since: float) -> str | None:
+    """The HTML report beside the summary JSON this run wrote (see :func:`_written_since`):
+    after a signal or a killed master, in case the master could not write it, and after a
+    comparison with a baseline, which the summary now holds; its path or None."""
+    if not _written_since(summary, since):
         return None
     try:
         return str(write_report(Path(summary), Path(summary).with_suffix(".html")))
@@ -261,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--workers and --users must be >= 1")
     if args.spawn_rate is not None and args.spawn_rate <= 0:
         raise ConfigError("--spawn-rate must be > 0")
+    baseline = load_baseline(args)  # checked now: a bad file or rule must not cost a run
     env = knob_environment(args, dict(os.environ))
     reports, summary, csv, html = _reports_paths(args)
     settings = parse_settings(env)  # a bad setting stops the run before any process starts
@@ -315,6 +325,9 @@ def run(args: argparse.Namespace) -> int:
                 )
                 _finish_report(summary, started)
                 return 2
+            if baseline is not None and _written_since(summary, started):
+                code = apply_baseline(baseline, Path(summary), code)
+                _finish_report(summary, started)  # the report again, with the comparison
             return code  # the master wrote summary.json and summary.html
         except _Interrupted as interrupted:
             name = signal.Signals(interrupted.signum).name

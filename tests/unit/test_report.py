@@ -399,3 +399,60 @@ def test_renders_what_build_summary_writes() -> None:
     summary = json.loads(json.dumps(summary))  # exactly what the JSON file holds
     ids = _parse(render_report(summary)).ids
     assert [p for p in ALL_PLOTS if p not in ids] == []
+
+
+def _bars_of(page: str, plot_id: str) -> list[tuple[float, float, int]]:
+    svg = re.search(rf'<svg id="{plot_id}".*?</svg>', page, re.S)
+    assert svg, plot_id
+    return [
+        (float(a), float(b), int(n))
+        for a, b, n in re.findall(r"<title>([\d.]+)–([\d.]+): (\d+)</title></rect>", svg.group())
+    ]
+
+
+def test_narrow_spreads_draw_narrow_bars() -> None:
+    """A 0–2 ms greeting and a 200–202 ms talk-over: 1 ms bars on an axis ≥ 10 bars wide."""
+    summary = realistic_summary()
+    summary["distribution_bucket_ms"] = 1
+    summary["distributions"]["greeting_ms"] = [[0, 40], [1, 25], [2, 5]]
+    summary["distributions"]["talk_over_ms"] = [[200, 7], [201, 9], [202, 3]]
+    summary["metrics"]["greeting_ms"].update(p50=0.5, p95=2.5)
+    summary["metrics"]["talk_over_ms"].update(p50=201.5, p95=202.5)
+    page = render_report(summary)
+    greeting = _bars_of(page, "plot-greeting-distribution")
+    assert greeting == [(0, 1, 40), (1, 2, 25), (2, 3, 5)]
+    talk_over = _bars_of(page, "plot-talk-over-distribution")
+    assert talk_over == [(200, 201, 7), (201, 202, 9), (202, 203, 3)]
+    # the bars fill a small part of the axis, not all of it
+    svg = re.search(r'<svg id="plot-greeting-distribution".*?</svg>', page, re.S)
+    assert svg is not None
+    widths = [
+        float(w)
+        for w in re.findall(
+            r'<rect class="bar" x="[\d.]+" y="[\d.]+" width="([\d.]+)"', svg.group()
+        )
+    ]
+    assert len(widths) == 3 and sum(widths) < 0.35 * 640
+
+
+def test_bar_width_follows_the_spread() -> None:
+    one_ms = [[start, 1] for start in range(600, 3000)]
+    bars, beyond, _ = rebin(one_ms, bucket=1.0)
+    assert {b.end - b.start for b in bars} == {50.0} and sum(b.count for b in bars) + beyond == 2400
+    bars, _, _ = rebin([[700 + i, 3] for i in range(30)], bucket=1.0)
+    assert {b.end - b.start for b in bars} == {1.0} and len(bars) == 30
+    # older summaries: 10 ms buckets, never narrower bars than the data has
+    bars, _, _ = rebin([[0, 5], [10, 5]], bucket=10.0)
+    assert {b.end - b.start for b in bars} == {10.0}
+
+
+def test_pad_bars_never_goes_below_zero() -> None:
+    from loadtest.metrics.report_plots import pad_bars
+    from loadtest.metrics.svg import Bar
+
+    padded = pad_bars([Bar(0, 1, 4), Bar(1, 2, 1)])
+    assert padded[0].start == 0 and len(padded) == 10 and sum(b.count for b in padded) == 5
+    padded = pad_bars([Bar(200, 201, 4)])
+    assert padded[0].start == 196 and padded[-1].end == 206
+    wide = [Bar(i * 10, i * 10 + 10, 1) for i in range(20)]
+    assert pad_bars(wide) == wide
