@@ -5,10 +5,11 @@ line that names what was wrong and what to do. The CLI prints that line and exit
 error's :attr:`~LoadtestError.exit_code`; it never shows a traceback for these.
 
 Exit codes mean one thing on every entry point (``run``, ``locust``, ``agent``, ``alt``,
-``audio``, ``generate-audio``, ``report``)::
+``audio``, ``generate-audio``, ``report``, ``compare``, ``reports``)::
 
     0  pass (or warn)                   the run met its SLO, or the command did its job
-    1  SLO fail                          only a judged run exits 1
+    1  judged and failed                only a judged run exits 1: an SLO missed, or a
+                                        ``--fail-on`` regression against a baseline
     2  invalid run or configuration     nothing was judged: a bad setting, flag or file, an
        or usage error                   unusable audio cache, an unreachable target or store
 
