@@ -7,6 +7,7 @@ beyond the loopback. With --web-login, the view's routes are closed without cred
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import os
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 from loadtest.procutil import free_port, stop_processes
-from loadtest.runtime.runner import LOCUSTFILE
+from loadtest.runtime.locust_main import LOCUSTFILE
 from tests.integration.browser import Browser
 from tests.integration.realtime_client import AgentProcess
 from tests.integration.test_report_browser import RecordingProxy
@@ -255,7 +256,8 @@ def test_voice_view_needs_the_login_when_locust_asks_for_one(
     tmp_path: Path, espeak_cache_dir: Path
 ) -> None:
     port = free_port()
-    env = {**os.environ, "PCM_DIR": str(espeak_cache_dir)}
+    env = {**os.environ, "PCM_DIR": str(espeak_cache_dir),
+           "WEB_AUTH_USERNAME": "ops", "WEB_AUTH_PASSWORD": "a-long-test-password"}  # fmt: skip
     log = (tmp_path / "locust.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--web-login",
@@ -271,9 +273,14 @@ def test_voice_view_needs_the_login_when_locust_asks_for_one(
 
     opener = urllib.request.build_opener(NoRedirect)
 
-    def get(path: str) -> tuple[int, str]:
+    def get(path: str, login: str | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        if login is not None:
+            request.add_header(
+                "Authorization", "Basic " + base64.b64encode(login.encode()).decode()
+            )
         try:
-            with opener.open(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            with opener.open(request, timeout=5) as reply:
                 return reply.status, reply.read().decode(errors="replace")
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode(errors="replace")
@@ -296,5 +303,8 @@ def test_voice_view_needs_the_login_when_locust_asks_for_one(
             status, body = get(path)
             assert status == locust_status, (path, status, body[:200])
             assert "ttfb" not in body and "Voice view" not in body, path
+            # a wrong password is no login either; the right one opens the view
+            assert get(path, "ops:wrong")[0] == locust_status, path
+            assert get(path, "ops:a-long-test-password")[0] == 200, path
     finally:
         stop_processes([process])
