@@ -196,7 +196,21 @@ def test_agent_section_lists_the_other_caller_audio() -> None:
     }  # fmt: skip
     text = render_markdown(results)
     assert "| callers send nothing (agent → caller audio only) | 1500 | 71.5 |" in text
-    assert "| comfort noise that never repeats (no decode is saved) | 0 | – |" in text
+    assert (
+        "| comfort noise that never repeats (no decode is saved) | none (smallest step 1500) | – |"
+        in text
+    )
+
+
+def test_agent_section_says_when_no_step_held() -> None:
+    results = _results()
+    step = {"calls": 500, "cpu_percent": 89.1, "lateness_p50_ms": 15.0, "lateness_p99_ms": 100.0,
+            "loop_lag_max_ms": 107.0, "audio_ratio": 1.0, "dropped": 0, "holds": False}  # fmt: skip
+    results["agent"]["steps"] = [step]
+    results["agent"]["max_calls_held_one_core"] = 0
+    text = render_markdown(results)
+    assert "**No step held**: the smallest, 500 calls, failed" in text
+    assert "0 concurrent calls per core" not in text
 
 
 @pytest.mark.parametrize(("cpu", "edge"), [(99.0, True), (80.0, False)])
