@@ -16,13 +16,48 @@ from typing import Any
 from loadtest.metrics.histogram import Histogram
 from loadtest.metrics.voice_stats import VoiceStats
 
-__all__ = ["GcPauses", "StepWindow", "cpu_seconds", "process_cpu_s", "rss_kb", "window_result"]
+__all__ = [
+    "GcPauses",
+    "StepWindow",
+    "cpu_seconds",
+    "cpu_ticks",
+    "process_cpu_s",
+    "rss_kb",
+    "steal_percent",
+    "window_result",
+]
 
 
 def cpu_seconds() -> tuple[float, float]:
     """User and system CPU time of this process (all threads), in seconds."""
     times = os.times()
     return times.user, times.system
+
+
+def cpu_ticks(cpus: set[int] | None = None) -> tuple[int, int] | None:
+    """Clock ticks the hypervisor stole from ``cpus`` (all when ``None``) and all their ticks,
+    from ``/proc/stat`` (``None`` where it cannot be read). On a virtual machine the host may
+    run other guests on this one's CPUs: a step's timing then measures that, not the caller."""
+    names = {"cpu"} if cpus is None else {f"cpu{n}" for n in cpus}
+    stolen = total = 0
+    try:
+        with open("/proc/stat") as stat:
+            for line in stat:
+                fields = line.split()
+                if fields and fields[0] in names:
+                    ticks = [int(x) for x in fields[1:9]]  # user … steal (guest is in user)
+                    stolen += ticks[7] if len(ticks) > 7 else 0
+                    total += sum(ticks)
+    except (OSError, ValueError):
+        return None
+    return (stolen, total) if total else None
+
+
+def steal_percent(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Percent of the CPUs' time the hypervisor took between two :func:`cpu_ticks` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]) * 100, 1)
 
 
 def rss_kb() -> int:
@@ -84,6 +119,7 @@ class StepWindow:
     system_s: float
     agent_pid: int | None = None
     agent_cpu_s: float | None = None
+    ticks: tuple[int, int] | None = None  # this process's CPUs (cpu_ticks)
 
     @classmethod
     def begin(cls, stats: VoiceStats, agent_pid: int | None = None) -> StepWindow:
@@ -95,6 +131,7 @@ class StepWindow:
             system_s=system_s,
             agent_pid=agent_pid,
             agent_cpu_s=process_cpu_s(agent_pid),
+            ticks=cpu_ticks(os.sched_getaffinity(0)),
         )
 
 
@@ -142,6 +179,7 @@ def window_result(
         "cpu_percent": round(cpu_s / elapsed_s * 100, 1),
         "cpu_system_percent": round(system_s / elapsed_s * 100, 1),
         "agent_cpu_percent": agent_percent,
+        "steal_percent": steal_percent(window.ticks, cpu_ticks(os.sched_getaffinity(0))),
         "frames": lateness.count,
         "frames_target": round(target),
         "frame_rate_ratio": round(lateness.count / target, 4) if target else None,

@@ -36,6 +36,7 @@ __all__ = [
     "machine",
     "start_agent",
     "start_worker",
+    "steal_probe",
     "stop",
 ]
 
@@ -99,6 +100,30 @@ def python_speed(iterations: int = 200_000) -> float:
             step(counts, i)
         best = min(best, time.perf_counter() - started)
     return round(iterations / best / 1e6, 2)
+
+
+_SPIN = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+
+
+def steal_probe(cpus: Sequence[int], seconds: float = 3.0) -> float | None:
+    """Percent of ``cpus``' time the hypervisor took while one process per CPU kept it busy.
+
+    A virtual machine's host may run other guests on its CPUs, and often takes them only
+    when the guest is busy, so an idle machine shows no steal and the load average never
+    does; spinning every CPU asks the question the benchmark would."""
+    from bench.measure import cpu_ticks, steal_percent
+
+    before = cpu_ticks(set(cpus))
+    spinners = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SPIN.format(seconds=seconds)],
+            preexec_fn=_pin({cpu}),
+        )
+        for cpu in cpus
+    ]
+    for spinner in spinners:
+        spinner.wait()
+    return steal_percent(before, cpu_ticks(set(cpus)))
 
 
 def machine() -> dict[str, Any]:

@@ -114,6 +114,11 @@ def _machine(results: Mapping[str, Any]) -> list[str]:
             "Python speed at start → end (M iterations/s of a fixed workload; compare runs)",
             f"{m.get('python_speed', '–')} → {m.get('python_speed_end', '–')}",
         ],
+        [
+            "CPU time taken by the hypervisor (steal): start probe, all CPUs busy → whole run",
+            f"{_f(m.get('steal_probe_percent'), unit=' %')} → "
+            f"{_f(m.get('steal_percent'), unit=' %')}",
+        ],
         ["Command", f"`{results.get('command')}`"],
         [
             "Duration",
@@ -206,7 +211,7 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
             _f(s["frame_rate_ratio"], 4),
             f"{_f(late['p50'], 2)} / {_f(late['p99'], 2)} / {_f(late['max'], 1)}",
             f"{_f(lag['p99'], 1)} / {_f(lag['max'], 1)}",
-            _f(s["ttfb_ms"]["p50"], 1), _gc(s.get("gc")),
+            _f(s["ttfb_ms"]["p50"], 1), _gc(s.get("gc")), _f(s.get("steal_percent")),
             verdict,
         ])  # fmt: skip
     return [
@@ -222,7 +227,9 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
         f"{MAX_RECEIVE_LAG_P99_MS:g} ms (inbound audio read late would inflate every TTFB); "
         "stepping stops after two failing steps. The agent's CPU is shown because one agent "
         "process must serve every caller: where it saturates, its replies arrive in bursts "
-        "and the figures past that point describe the agent as much as the worker.",
+        "and the figures past that point describe the agent as much as the worker. On a "
+        "virtual machine the host may take the worker's CPU for other guests (steal): each "
+        "slice taken is a pause no caller caused, so the share stolen in the window is shown.",
         "",
         f"**Capacity: {cap['callers_per_core']} callers per core.**{_bound_note(cap)}",
         "",
@@ -237,6 +244,7 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
                 "receive lag p99 / max ms",
                 "TTFB p50 ms",
                 "GC full passes (longest ms)",
+                "worker CPU stolen %",
                 "",
             ],
             rows,

@@ -7,15 +7,20 @@ of a frame (so a worker's callers are spread over the frame period instead of
 all falling due at once — a real phone's frame phase is arbitrary too), sends the protocol's
 opening messages, starts the conversation and then:
 
-* every inbound message is handed to :meth:`Conversation.receive` straight from the socket's
-  readiness callback (:meth:`WebSocketTransport.start_receiving`), stamped with
-  ``time.monotonic_ns()`` the moment the read returned (classification is cheap and never
-  decodes audio) — no receiver greenlet, so no greenlet switch per message;
+* every inbound message is stamped with ``time.monotonic_ns()`` the moment the read returned,
+  in the socket's readiness callback (:meth:`WebSocketTransport.start_receiving`) — no
+  receiver greenlet, so no greenlet switch per message — and only queued there: the
+  callback does as little as it can, because when many sockets turn readable in one
+  event-loop iteration each read waits for every callback before it, and the stamp is the
+  measurement;
 * the per-worker :class:`~loadtest.runtime.scheduler.FrameScheduler` sends the frames: one
   greenlet keeps every caller's next deadline in a heap, sleeps until the earliest, and
-  serves every caller that is due in that one wake-up — here :meth:`_Stream.serve`:
-  ``frames_due``, one non-blocking send of the pre-encoded frame, then ``sent`` with the
-  instant the send returned (the engine's call order, unchanged).
+  serves every caller that is due in that one wake-up — here :meth:`_Stream.serve`: first
+  the messages read since the last frame go to :meth:`Conversation.receive` with their read
+  instants (classification is cheap and never decodes audio), then ``frames_due``, one
+  non-blocking send of the pre-encoded frame, then ``sent`` with the instant the send
+  returned (the engine's call order, unchanged). The engine acts only in ``frames_due``, so
+  it decides on exactly what it would have heard had each message been handled on arrival.
 
 What the measurements mean for the run's numbers is decided in the core
 (:class:`~loadtest.conversation.tally.Tally`); they leave through a :class:`Sink` (the Locust
@@ -127,9 +132,9 @@ class _Stream:
     """One call's sending side, served by the :class:`FrameScheduler`."""
 
     __slots__ = (
-        "call_stream", "closed", "conversation", "count", "done", "driver", "epoch_offset_ns",
-        "error", "first_due", "frames", "last_sent", "lateness", "marks", "received", "start_ns",
-        "tail", "transport",
+        "call_stream", "classify", "closed", "conversation", "count", "done", "driver",
+        "epoch_offset_ns", "error", "first_due", "frames", "inbox", "last_sent", "lateness",
+        "marks", "received", "start_ns", "tail", "tokens", "transport",
     )  # fmt: skip
 
     def __init__(
@@ -151,6 +156,9 @@ class _Stream:
         self.epoch_offset_ns = time.time_ns() - time.monotonic_ns()
         self.start_ns = conversation.next_deadline_ns() or time.monotonic_ns()
         self.count = self.first_due = self.last_sent = self.received = 0
+        self.classify = driver.library.protocol.classify
+        self.tokens = (driver.settings.response_tokens, driver.settings.end_tokens)
+        self.inbox: list[tuple[int, list[str | bytes]]] = []  # read, not yet heard
         self.closed: Closed | None = None
         self.error: BaseException | None = None
         self.done = Event()
@@ -164,6 +172,8 @@ class _Stream:
         conversation = self.conversation
         if self.done.is_set():
             return None
+        if self.inbox:
+            self.hear()
         if not conversation.done:
             frames, tail, transport = self.frames, self.tail, self.transport
             stream = self.call_stream
@@ -196,6 +206,24 @@ class _Stream:
         if deadline is None:
             self.done.set()
         return deadline
+
+    def take(self, read_ns: int, messages: list[str | bytes]) -> None:
+        """Messages just read at ``read_ns`` (the readiness callback): queued, not handled."""
+        self.received += len(messages)
+        self.inbox.append((read_ns, messages))
+
+    def hear(self) -> None:
+        """Hand the messages read so far to the conversation, oldest first, each with the
+        instant it was read."""
+        inbox, self.inbox = self.inbox, []
+        classify, tokens, marks = self.classify, self.tokens, self.marks
+        receive = self.conversation.receive
+        for read_ns, messages in inbox:
+            for message in messages:
+                inbound = classify(message, *tokens)
+                receive(inbound, read_ns)
+                if marks is not None:
+                    marks.heard(inbound, read_ns)
 
     def _echo_marks(self) -> None:
         """Echo the agent's marks whose audio the caller has heard by now (Twilio). Checked
@@ -354,7 +382,10 @@ class CallDriver:
             protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
             for message in protocol.close_messages(call, stream.count, stream.call_stream):
                 transport.send(message)
+            stream.hear()  # read after the last frame went
         except Closed as exc:
+            if stream is not None:
+                stream.hear()
             conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
         finally:
             _calls.discard(conversation)
@@ -396,21 +427,15 @@ class CallDriver:
             transport.send(message)
         conversation.start(time.monotonic_ns(), connect_started_ns=connect_started_ns)
         stream = _Stream(self, transport, conversation, call_stream, marks)
-        tokens = (self.settings.response_tokens, self.settings.end_tokens)
-        classify, receive = protocol.classify, conversation.receive
-        scheduler = _scheduler
-        assert scheduler is not None
+        assert _scheduler is not None
+        take, serve_overdue = stream.take, _scheduler.serve_overdue
 
-        def on_messages(arrival_ns: int, messages: list[str | bytes]) -> None:
-            stream.received += len(messages)
-            for message in messages:
-                inbound = classify(message, *tokens)
-                receive(inbound, arrival_ns)
-                if marks is not None:
-                    marks.heard(inbound, arrival_ns)
-            scheduler.serve_overdue()
+        def on_messages(read_ns: int, messages: list[str | bytes]) -> None:
+            take(read_ns, messages)
+            serve_overdue()
 
         def on_closed(exc: Closed) -> None:
+            stream.hear()  # what the agent said before it closed comes first
             if exc.protocol_error:
                 self.tally.protocol_error()
                 failure = Failure.PROTOCOL_ERROR

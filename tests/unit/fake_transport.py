@@ -47,6 +47,7 @@ class Agent:
     refuse: int = 0  # connect attempts to refuse before accepting
     close_after_frames: int | None = None  # end the call after this many caller frames
     close_code: int = 1011
+    hang_up_after_answer: bool = False  # close with close_code right after the first answer
     transports: list[FakeTransport] = field(default_factory=list)
 
     def connect(self, transport: FakeTransport) -> None:
@@ -65,6 +66,9 @@ class Agent:
     def _answer(self, transport: FakeTransport) -> None:
         for _ in range(self.answer_frames):
             transport.deliver([AGENT_FRAME])
+            if self.hang_up_after_answer:  # the close arrives in the same read as the audio
+                transport.drop(Closed(self.close_code, "agent hung up"))
+                return
             gevent.sleep(0.02)
 
 

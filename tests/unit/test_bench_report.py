@@ -42,12 +42,14 @@ def _level(callers: int) -> dict[str, Any]:
 
 def _results(quick: bool = False, last_agent_cpu: float = 50.0) -> dict[str, Any]:
     steps = [_step(200, 1.0), _step(500, 3.0), _step(700, 9.0, last_agent_cpu)]
+    steps[2]["steal_percent"] = 12.5
     return {
         "schema": 1, "command": "python -m bench", "quick": quick, "duration_s": 400.0,
         "machine": {"date": "2026-01-01T00:00:00+00:00", "cpus": 2, "cpus_usable": 2,
                     "cpu_model": "Test CPU", "python": "3.11.7", "platform": "Linux",
                     "load_average": [0.1, 0.1, 0.1], "load_average_end": [1.0, 0.5, 0.2],
-                    "python_speed": 5.61, "python_speed_end": 4.8, "packages": {"gevent": "1"}},
+                    "python_speed": 5.61, "python_speed_end": 4.8, "packages": {"gevent": "1"},
+                    "steal_probe_percent": 0.4, "steal_percent": 3.2},
         "settings": {"steps": [200, 500, 700], "step_s": 10.0, "settle_s": 4.0,
                      "agent_args": "--latency-ms 600", "greeting": "off"},
         "capacity": {"agent_cpus": [0], "worker_cpus": [1], "pinned": True, "steps": steps,
@@ -83,6 +85,9 @@ def test_markdown_has_every_section_the_machine_and_the_raw_json() -> None:
     assert "(performance.md)" in text
     assert "Test CPU" in text and "`python -m bench`" in text
     assert "compare runs) | 5.61 → 4.8 |" in text
+    assert "(steal): start probe, all CPUs busy → whole run | 0.4 % → 3.2 % |" in text
+    assert "| worker CPU stolen % |" in text and "| 12.5 | **fails** |" in text
+    assert "| – | holds |" in text  # a step recorded before steal was measured
     assert "| 500 | 50.0 (12.5) |" in text
     assert "Skipped: no Blob Storage." in text
     raw = text.split("```json\n", 1)[1].split("\n```", 1)[0]

@@ -121,6 +121,7 @@ def test_bench_refuses_a_busy_machine_unless_forced_or_quick(
     assert not out.exists()  # nothing written, nothing replaced
 
     ran: list[str] = []
+    monkeypatch.setattr(cli, "steal_probe", lambda cpus: 0.0)
     monkeypatch.setattr(
         cli, "hotpath_section", lambda *a: ran.append("hotpath") or {"skipped": "x"}
     )
@@ -128,6 +129,38 @@ def test_bench_refuses_a_busy_machine_unless_forced_or_quick(
     monkeypatch.setattr(cli, "python_speed", lambda: 1.0)
     assert cli.main(["--out", str(out), "--sections", "hotpath", "--force"]) == 0
     assert ran == ["hotpath"] and "load average" in out.read_text().lower()
+
+
+def test_bench_refuses_a_machine_whose_hypervisor_takes_its_cpus_unless_forced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(cli, "steal_probe", lambda cpus: cli.MAX_STEAL_PERCENT + 0.5)
+    out = tmp_path / "benchmarks.md"
+    assert cli.main(["--out", str(out), "--sections", "hotpath"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "hypervisor" in err and "--force" in err
+    assert not out.exists()
+
+    monkeypatch.setattr(cli, "hotpath_section", lambda *a: {"skipped": "x"})
+    monkeypatch.setattr(cli, "_audio", lambda pcm_dir, work: pcm_dir)
+    monkeypatch.setattr(cli, "python_speed", lambda: 1.0)
+    assert cli.main(["--out", str(out), "--sections", "hotpath", "--force"]) == 0
+    machine = json.loads(out.read_text().split("```json\n", 1)[1].split("\n```", 1)[0])["machine"]
+    assert machine["steal_probe_percent"] == cli.MAX_STEAL_PERCENT + 0.5
+
+
+def test_steal_is_read_from_the_kernel_per_cpu_and_as_a_share_of_their_time() -> None:
+    from bench.measure import cpu_ticks, steal_percent
+    from bench.procs import steal_probe
+
+    everything, first = cpu_ticks(), cpu_ticks({min(cli.os.sched_getaffinity(0))})
+    assert everything is not None and first is not None
+    assert 0 <= first[0] <= everything[0] and 0 < first[1] < everything[1]
+    assert steal_percent((10, 1000), (30, 2000)) == 2.0
+    assert steal_percent(None, (1, 2)) is None and steal_percent((5, 100), (5, 100)) is None
+    probed = steal_probe(sorted(cli.os.sched_getaffinity(0)), seconds=0.3)
+    assert probed is not None and 0.0 <= probed <= 100.0
 
 
 def test_gc_pauses_count_passes_per_generation_and_reset_when_taken() -> None:
@@ -160,7 +193,7 @@ def test_capacity_table_shows_full_collections_and_the_longest_pause() -> None:
             "gc": {"passes": [900, 80, 1], "max_ms": 14.2, "total_ms": 60.0}}  # fmt: skip
     results = {"capacity": {"agent_cpus": [0], "worker_cpus": [1], "pinned": True,
                             "steps": [step], "callers_per_core": 0}, "settings": {}}  # fmt: skip
-    assert "| 601.0 | 1 (14.2) | **fails** |" in render_markdown(results)
+    assert "| 601.0 | 1 (14.2) | – | **fails** |" in render_markdown(results)
 
 
 def test_master_targets_are_judged_against_the_largest_step_carried() -> None:

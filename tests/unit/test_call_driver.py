@@ -135,3 +135,15 @@ def test_an_agent_that_hangs_up_mid_turn(code: int, ignore: str, failed: bool) -
     assert stats.errors == ({"closed_mid_turn": 1} if failed else {})
     assert stats.total("closes_ignored") == (0 if failed else 1)
     assert (("turn", "closed_mid_turn") in [(n, e) for n, _, e in sink.samples]) is failed
+
+
+def test_audio_read_just_before_the_close_is_heard_before_it() -> None:
+    """Inbound messages are handled at the caller's next frame, not in the read callback; a
+    close read right after the answer must not overtake the answer."""
+    agent = Agent(EOS_MARKERS, answer_after_ms=300, hang_up_after_answer=True)
+    sink, (transport,) = _call(agent)
+    assert transport.delivered == 1
+    ttfb = [(value, error) for name, value, error in sink.samples if name == "ttfb"]
+    assert len(ttfb) == 1 and ttfb[0][1] is None and 295 <= ttfb[0][0] <= 500, ttfb
+    assert sink.stats.total("frames_received") == 1
+    assert sink.stats.errors == {"closed_mid_turn": 1}
