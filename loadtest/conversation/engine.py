@@ -48,7 +48,7 @@ from collections import deque
 from loadtest.conversation.config import ConversationConfig, GreetingMode
 from loadtest.conversation.frames import Frame, FrameKind, Phase
 from loadtest.conversation.handoff import Handoff, TurnTaking
-from loadtest.conversation.measure import Counters, Event, Failure, LatenessStats, Metric
+from loadtest.conversation.measure import Counters, Event, Failure, Metric
 from loadtest.conversation.plan import TurnPlan
 from loadtest.conversation.playback import PlaybackBuffer, audio_duration_ns
 from loadtest.conversation.recorder import Recorder
@@ -91,7 +91,6 @@ class Conversation:
         self._anchors_inflight = 0  # first-speech / EOS frames handed out, not yet sent()
         self._pending: list[tuple[Inbound, int]] = []
         self._counts = dict.fromkeys(Counters.__dataclass_fields__, 0)
-        self._late = [0, 0, 0, 0]  # count, total_ns, max_ns, over_one_frame
         self.close_code: int | None = None
         self.close_reason = ""
 
@@ -117,7 +116,7 @@ class Conversation:
         """When the next frame is due (the edge sleeps until then); ``None`` once done."""
         if not self._started or self._done:
             return None
-        return self._due_ns(self._next_slot)
+        return self._start_ns + self._next_slot * self._chunk_ns  # _due_ns: every frame
 
     def frames_due(self, now_ns: int) -> list[Frame]:
         """Frames whose deadline is at or before ``now_ns``, oldest first (empty if none).
@@ -125,7 +124,8 @@ class Conversation:
         Also applies everything time decides (TTFB timeout, quiet gaps, barge-in window) as
         of ``now_ns``. May finish the conversation (:attr:`done`) instead of returning a frame.
         """
-        self._require_started("frames_due")
+        if not self._started:
+            self._require_started("frames_due")
         if self._inflight:
             raise RuntimeError(
                 f"sent() was not called for {len(self._inflight)} frame(s) of the last frames_due()"
@@ -158,17 +158,10 @@ class Conversation:
         lateness_ns = sent_ns - frame.due_ns
         if self._done:
             return lateness_ns
-        if not self._inflight or self._inflight[0] is not frame:
+        inflight = self._inflight
+        if not inflight or inflight[0] is not frame:
             raise RuntimeError("sent() must report the frames of frames_due() in their order")
-        self._inflight.popleft()
-        late = self._late  # _record_lateness's work, inlined: every frame
-        late[0] += 1
-        if lateness_ns > 0:
-            late[1] += lateness_ns
-            if lateness_ns > late[2]:
-                late[2] = lateness_ns
-            if lateness_ns >= self._chunk_ns:
-                late[3] += 1
+        inflight.popleft()
         turn = self._turn
         if (
             frame.kind is FrameKind.UTTERANCE
@@ -275,6 +268,11 @@ class Conversation:
         """Drain the measurements decided so far, in the order they were decided."""
         return self._rec.drain()
 
+    @property
+    def has_events(self) -> bool:
+        """:meth:`events` would return something (checked at every frame: cheaper than it)."""
+        return self._rec.pending
+
     # -- state for the edge ----------------------------------------------------------------
 
     @property
@@ -305,12 +303,6 @@ class Conversation:
     @property
     def plan(self) -> TurnPlan:
         return self._plan
-
-    @property
-    def lateness(self) -> LatenessStats:
-        """Send lateness of every frame reported to :meth:`sent` so far."""
-        count, total, worst, over = self._late
-        return LatenessStats(count=count, total_ns=total, max_ns=worst, over_one_frame=over)
 
     @property
     def counters(self) -> Counters:

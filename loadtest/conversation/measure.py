@@ -26,7 +26,6 @@ __all__ = [
     "Event",
     "Failure",
     "GreetingReport",
-    "LatenessStats",
     "Metric",
     "Sample",
     "TalkOver",
@@ -241,24 +240,6 @@ class TurnReport:
     @property
     def duration_ms(self) -> float:
         return (self.ended_ns - self.started_ns) / 1e6
-
-
-@dataclass(frozen=True, slots=True)
-class LatenessStats:
-    """Send lateness of the caller's frames (sent − due), a harness-health figure.
-
-    Negative lateness (sent early) counts as 0 in ``max_ns``/``total_ns``.
-    ``over_one_frame`` counts frames sent a whole frame or more late.
-    """
-
-    count: int = 0
-    total_ns: int = 0
-    max_ns: int = 0
-    over_one_frame: int = 0
-
-    @property
-    def mean_ms(self) -> float:
-        return self.total_ns / self.count / 1e6 if self.count else 0.0
 
 
 @dataclass(frozen=True, slots=True)

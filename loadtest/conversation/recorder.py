@@ -33,6 +33,11 @@ class Recorder:
         events, self._events = self._events, []
         return events
 
+    @property
+    def pending(self) -> bool:
+        """Something was recorded since the last :meth:`drain`."""
+        return bool(self._events)
+
     def sample(
         self,
         metric: Metric,

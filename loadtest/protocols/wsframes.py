@@ -4,8 +4,8 @@ Both edges do their own framing on their hot paths, because a general WebSocket 
 per-message cost is what limits how many calls one core carries:
 
 * the **caller** (``loadtest/runtime/transport.py``) builds final masked client frames in one
-  bytes object (:func:`encode_frame`, mask keys fresh from ``os.urandom`` per RFC 6455 §5.3
-  via :class:`MaskKeys`) and parses the server's frames (:func:`parse_frames`);
+  bytes object (:func:`encode_frame`, mask keys fresh from ``os.urandom`` per RFC 6455 §5.3)
+  and parses the server's frames (:func:`parse_frames`);
 * the **agent simulator** (``loadtest/agent_sim/edge.py``) cuts the common client frames out
   of its byte stream (:class:`FrameCutter`) and leaves everything else to websockets.
 
@@ -35,7 +35,6 @@ __all__ = [
     "Closed",
     "Control",
     "FrameCutter",
-    "MaskKeys",
     "Message",
     "close_code_allowed",
     "close_payload",
@@ -75,31 +74,21 @@ class Closed(Exception):
 # ---------------------------------------------------------------------- caller side
 
 
-class MaskKeys:
-    """Fresh 4-byte mask keys from ``os.urandom``, drawn in blocks of 1,024."""
-
-    __slots__ = ("_offset", "_pool")
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._offset = 0
-
-    def next(self) -> bytes:
-        offset = self._offset
-        if offset >= len(self._pool):
-            self._pool, offset = os.urandom(4096), 0
-        self._offset = offset + 4
-        return self._pool[offset : offset + 4]
+_mask_keys: list[bytes] = []  # fresh 4-byte mask keys, taken from the end
 
 
-_keys = MaskKeys()
+def _refill_mask_keys() -> bytes:
+    """One key now and 1,023 more: one ``os.urandom`` read serves 1,024 frames."""
+    pool = os.urandom(4096)
+    _mask_keys[:] = [pool[i : i + 4] for i in range(4, 4096, 4)]
+    return pool[:4]
 
 
 def encode_frame(payload: bytes, opcode: int = OP_TEXT, key: bytes | None = None) -> bytes:
     """One final client→server frame: header, mask ``key`` (fresh if ``None``), masked payload."""
     size = len(payload)
     if key is None:
-        key = _keys.next()
+        key = _mask_keys.pop() if _mask_keys else _refill_mask_keys()
     if size < 126:
         head = bytes((0x80 | opcode, 0x80 | size))
     elif size < 65536:

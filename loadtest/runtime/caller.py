@@ -200,7 +200,7 @@ class _Stream:
                     self.first_due = frame.due_ns
             if self.marks is not None and self.closed is None:
                 self._echo_marks()
-            if forward:
+            if forward and conversation.has_events:
                 self.driver._forward(conversation)
         deadline = conversation.next_deadline_ns()
         if deadline is None:

@@ -12,8 +12,8 @@ message). Here:
   :meth:`WebSocketTransport.send_nowait` never yields: what the socket does not take at once
   is queued, in order, for a per-connection flusher greenlet, so one slow connection cannot
   stall the per-worker frame scheduler that calls it for every caller.
-* **mask keys** are fresh per frame and come from ``os.urandom`` (RFC 6455 §5.3), drawn from a
-  4 KiB pool refilled every 1,024 frames, so the strong entropy costs one slice per frame.
+* **mask keys** are fresh per frame and come from ``os.urandom`` (RFC 6455 §5.3): one 4 KiB
+  read is cut into the keys of the next 1,024 frames, so a frame takes one from a list.
 * **receive**: no receiver greenlet. The socket's readiness watcher calls back into the call
   (:meth:`WebSocketTransport.start_receiving`) from gevent's hub: one ``recv`` of up to
   32 KiB, every complete frame in it parsed (:func:`parse_frames`, a pure function), the
