@@ -5,12 +5,13 @@ CSS is inline, plots are inline SVG drawn by :mod:`loadtest.metrics.svg`, there 
 and nothing is loaded from elsewhere. Every text value from the summary is escaped.
 
 Sections, in order (each degrades to a short note when its data is missing): header (target,
-start, duration, users, workers, verdict badge); SLO checks, invalid-run reasons, warnings and
-how the run ended (a signal); the comparison with a baseline run when the summary has one
-(``run --baseline``); latency percentiles and run totals; distributions of TTFB and barge-in
-(greeting, talk-over when present); TTFB and barge-in p50/p95/p99 over time with SLO targets
-as dashed lines; success rates and call/turn counts over time; harness health; failures by
-error name, the agent's anomalies, the connection outage and lost workers; settings.
+start, duration, users, workers, verdict badge); SLO checks, invalid-run reasons, warnings, the
+summary's notes (how the run was counted) and how the run ended (a signal); the comparison with
+a baseline run when the summary has one (``run --baseline``); latency percentiles and run
+totals; distributions of TTFB and barge-in (greeting, talk-over when present); TTFB and barge-
+in p50/p95/p99 over time with SLO targets as dashed lines; success rates and call/turn counts
+over time; harness health; failures by error name, the agent's anomalies, the connection outage
+and lost workers; the audio cache the callers played and the settings.
 
 Plot ids (stable, tests and tools look for them): ``plot-<metric>-distribution`` (``ttfb``,
 ``barge-in``, ``greeting``, ``talk-over``), ``plot-<metric>-percentiles-over-time`` (``ttfb``,
@@ -132,6 +133,10 @@ def slo_section(summary: Mapping[str, Any]) -> str:
     if warnings:
         out.append('<div id="slo-warnings" class="reasons"><b>Warning</b><ul>')
         out.append("".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul></div>")
+    notes = [n for n in summary.get("notes") or () if isinstance(n, str)]
+    if notes:  # how the run was counted where a reader could expect otherwise
+        out.append('<div id="run-notes" class="reasons"><b>Note</b><ul>')
+        out.append("".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></div>")
     stopped = as_map(summary.get("run")).get("stopped_by")
     if stopped:
         out.append(
@@ -267,6 +272,37 @@ def failures_section(summary: Mapping[str, Any]) -> str:
     )
 
 
+def _audio_table(summary: Mapping[str, Any]) -> str:
+    """The audio cache the callers played (and any other one a worker played instead)."""
+    audio = as_map(summary.get("audio"))
+    if not audio:
+        return ""
+
+    def listed(key: str) -> str:
+        value = audio.get(key)
+        return ", ".join(map(str, value)) if isinstance(value, list) else plain(value)
+
+    rows = [
+        ("folder", esc(plain(audio.get("dir")))),
+        ("engines", esc(listed("engines"))),
+        ("voices", esc(listed("voices"))),
+        ("files", esc(fmt_int(audio.get("files")))),
+        ("sample rates (Hz)", esc(listed("sample_rates"))),
+        ("digest", esc(plain(audio.get("digest")))),
+    ]
+    for other in audio.get("others") or ():
+        other = as_map(other)
+        rows.append(
+            (
+                "a worker played another cache",
+                esc(f"{plain(other.get('dir'))} {plain(other.get('digest'))}"),
+            )
+        )
+    return "<h3>Audio played</h3>" + table(
+        ("audio cache", ""), rows, table_id="audio-table", text_cols=2
+    )
+
+
 def _settings_section(summary: Mapping[str, Any]) -> str:
     settings = as_map(summary.get("settings"))
     if not settings:
@@ -274,7 +310,8 @@ def _settings_section(summary: Mapping[str, Any]) -> str:
     else:
         rows = [(esc(k), esc(plain(settings[k]))) for k in sorted(settings, key=str)]
         body = table(("setting", "value"), rows, table_id="settings-table", text_cols=2)
-    return f'<section id="section-settings"><h2>Settings</h2>{body}</section>'
+    audio = _audio_table(summary)
+    return f'<section id="section-settings"><h2>Settings</h2>{audio}{body}</section>'
 
 
 def plot_section(section_id: str, title: str, figures: Sequence[str]) -> str:

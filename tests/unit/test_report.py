@@ -456,3 +456,26 @@ def test_pad_bars_never_goes_below_zero() -> None:
     assert padded[0].start == 196 and padded[-1].end == 206
     wide = [Bar(i * 10, i * 10 + 10, 1) for i in range(20)]
     assert pad_bars(wide) == wide
+
+
+def test_the_audio_played_and_the_notes_are_on_the_page() -> None:
+    from loadtest.metrics.summary import build_summary
+    from loadtest.metrics.voice_stats import VoiceStats
+
+    audio = {"dir": "audio_cache", "engines": ["espeak-ng"], "voices": ["en-us"], "files": 12,
+             "sample_rates": [16000], "digest": "sha256:" + "ab" * 32,
+             "others": [{"dir": "/mnt/<other>", "digest": "sha256:" + "cd" * 32}]}  # fmt: skip
+    notes = ["WS_IGNORE_CLOSE_EXCEPTIONS is unset: 2 benign closes failed a turn"]
+    summary = build_summary(VoiceStats(), run={"target": "ws://x"},
+                            extra={"audio": audio, "notes": notes})  # fmt: skip
+    page = render_report(json.loads(json.dumps(summary)))
+    parsed = _parse(page)
+    assert "audio-table" in parsed.ids and "run-notes" in parsed.ids
+    text = " ".join(parsed.text)
+    for value in ("audio_cache", "espeak-ng", "en-us", "16000", "sha256:" + "ab" * 32, notes[0],
+                  "a worker played another cache"):  # fmt: skip
+        assert value in text, value
+    assert "/mnt/&lt;other&gt;" in page  # escaped like every other value
+
+    bare = _parse(render_report(json.loads(json.dumps(build_summary(VoiceStats())))))
+    assert "audio-table" not in bare.ids and "run-notes" not in bare.ids
