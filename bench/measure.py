@@ -19,6 +19,7 @@ from loadtest.metrics.voice_stats import VoiceStats
 __all__ = [
     "GcPauses",
     "StepWindow",
+    "agent_cpu_s",
     "cpu_seconds",
     "cpu_ticks",
     "process_cpu_s",
@@ -67,6 +68,30 @@ def rss_kb() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (``/proc/*/stat``)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+    return found
+
+
+def agent_cpu_s(pid: int | None) -> tuple[float, int] | None:
+    """CPU seconds of the agent ``pid`` and its child processes, and how many processes serve:
+    with ``--processes N`` the simulator forks N processes that serve while the parent waits."""
+    own = process_cpu_s(pid)
+    if pid is None or own is None:
+        return None
+    children = _children(pid)
+    return own + sum(process_cpu_s(child) or 0.0 for child in children), max(1, len(children))
 
 
 def process_cpu_s(pid: int | None) -> float | None:
@@ -118,7 +143,7 @@ class StepWindow:
     user_s: float
     system_s: float
     agent_pid: int | None = None
-    agent_cpu_s: float | None = None
+    agent_cpu: tuple[float, int] | None = None  # agent_cpu_s
     ticks: tuple[int, int] | None = None  # this process's CPUs (cpu_ticks)
 
     @classmethod
@@ -130,7 +155,7 @@ class StepWindow:
             user_s=user_s,
             system_s=system_s,
             agent_pid=agent_pid,
-            agent_cpu_s=process_cpu_s(agent_pid),
+            agent_cpu=agent_cpu_s(agent_pid),
             ticks=cpu_ticks(os.sched_getaffinity(0)),
         )
 
@@ -158,11 +183,11 @@ def window_result(
     user_s -= window.user_s
     system_s -= window.system_s
     cpu_s = user_s + system_s
-    agent_now = process_cpu_s(window.agent_pid)
-    agent_percent = (
+    agent_now = agent_cpu_s(window.agent_pid)
+    agent_percent = (  # of one core per serving process: 100 is every one of them busy
         None
-        if agent_now is None or window.agent_cpu_s is None
-        else round((agent_now - window.agent_cpu_s) / elapsed_s * 100, 1)
+        if agent_now is None or window.agent_cpu is None
+        else round((agent_now[0] - window.agent_cpu[0]) / elapsed_s / agent_now[1] * 100, 1)
     )
     delta = VoiceStats()
     delta.merge(stats.take_delta())

@@ -193,8 +193,11 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
     if not cap:
         return []
     settings = results.get("settings", {})
+    processes = cap.get("agent_processes", 1)
     pinned = (
-        f"the agent pinned to CPU {cap['agent_cpus']}, the worker to CPU {cap['worker_cpus']}"
+        f"the agent pinned to CPU {cap['agent_cpus']}"
+        + (f" ({processes} processes; its CPU % is their mean)" if processes > 1 else "")
+        + f", the worker to CPU {cap['worker_cpus']}"
         if cap.get("pinned")
         else "one CPU only: nothing pinned"
     )
@@ -225,9 +228,10 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
         f"A step holds when frame lateness p99 ≤ {MAX_P99_MS:g} ms, the realised frame rate "
         f"is within {RATE_TOLERANCE:.0%} of real time and the event loop's receive lag p99 ≤ "
         f"{MAX_RECEIVE_LAG_P99_MS:g} ms (inbound audio read late would inflate every TTFB); "
-        "stepping stops after two failing steps. The agent's CPU is shown because one agent "
-        "process must serve every caller: where it saturates, its replies arrive in bursts "
-        "and the figures past that point describe the agent as much as the worker. On a "
+        "stepping stops after two failing steps. The agent gets every CPU but the worker's, "
+        "one process each, and its CPU is shown because it must serve every caller: where it "
+        "saturates, its replies arrive in bursts and the figures past that point describe the "
+        "agent as much as the worker. On a "
         "virtual machine the host may take the worker's CPU for other guests (steal): each "
         "slice taken is a pause no caller caused, so the share stolen in the window is shown.",
         "",

@@ -29,6 +29,7 @@ __all__ = [
     "AGENT_ARGS",
     "Plan",
     "agent_section",
+    "capacity_cpus",
     "capacity_section",
     "hotpath_section",
     "profile_section",
@@ -88,15 +89,28 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- sections
 
 
+def capacity_cpus(cpus: list[int]) -> tuple[set[int] | None, set[int] | None]:
+    """The agent's CPUs and the worker's in the capacity run (``None``: one CPU, unpinned).
+
+    The worker gets one CPU; the agent every other, one process per CPU: an agent process
+    needs about as much CPU per call as the worker per caller, so with one process on a
+    larger machine the steps would measure the agent.
+    """
+    if len(cpus) < 2:
+        return None, None
+    return set(cpus[:-1]), {cpus[-1]}
+
+
 def capacity_section(
     plan: Plan, pcm_dir: Path, cpus: list[int], work: Path
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    agent_cpus = {cpus[0]} if len(cpus) >= 2 else None
-    worker_cpus = {cpus[1]} if len(cpus) >= 2 else None
+    agent_cpus, worker_cpus = capacity_cpus(cpus)
+    processes = len(agent_cpus or ())
     truth, turns = work / "ground-truth.jsonl", work / "turns.jsonl"
     agent = start_agent(
-        cpus=agent_cpus, ground_truth=truth, log=work / "agent-capacity.log", args=AGENT_ARGS
-    )
+        cpus=agent_cpus, ground_truth=truth, log=work / "agent-capacity.log",
+        args=(*AGENT_ARGS, *(("--processes", str(processes)) if processes > 1 else ())),
+    )  # fmt: skip
     steps: list[dict[str, Any]] = []
     ready: dict[str, Any] = {}
     try:
@@ -123,6 +137,7 @@ def capacity_section(
     held = capacity(steps)
     result = {
         "agent_cpus": sorted(agent_cpus or []),
+        "agent_processes": max(1, processes),
         "worker_cpus": sorted(worker_cpus or []),
         "pinned": agent_cpus is not None,
         "steps": [_public(s) for s in steps],

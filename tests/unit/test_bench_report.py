@@ -236,3 +236,11 @@ def test_python_speed_is_the_best_of_three_in_millions_per_second(
     ticks = iter([0.0, 0.5, 1.0, 1.2, 2.0, 2.4])  # three timings: 0.5 s, 0.2 s, 0.4 s
     monkeypatch.setattr("bench.procs.time.perf_counter", lambda: next(ticks))
     assert python_speed(100_000) == 0.5  # 100,000 iterations in the best 0.2 s
+
+
+def test_an_agent_on_several_cpus_runs_one_process_each_and_says_so() -> None:
+    results = _results()
+    results["capacity"].update(agent_cpus=[0, 1, 2], worker_cpus=[3], agent_processes=3)
+    text = render_markdown(results)
+    assert "agent pinned to CPU [0, 1, 2] (3 processes; its CPU % is their mean)" in text
+    assert "processes; its CPU" not in render_markdown(_results())  # one: nothing to say

@@ -206,3 +206,44 @@ def test_master_targets_are_judged_against_the_largest_step_carried() -> None:
     text = render_markdown(results)
     assert "| one master carries ≥ 500 workers | 1000 | met |" in text
     assert "| one master carries ≥ 200000 callers | 100000 | **not met** |" in text
+
+
+def test_the_capacity_run_gives_the_worker_one_cpu_and_the_agent_every_other() -> None:
+    from bench.sections import capacity_cpus
+
+    assert capacity_cpus([0, 1]) == ({0}, {1})
+    assert capacity_cpus([0, 1, 2, 3]) == ({0, 1, 2}, {3})
+    assert capacity_cpus([5]) == (None, None)
+
+
+_FORKING_AGENT = """
+import os, time
+for _ in range(2):
+    if os.fork() == 0:
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
+            pass
+        time.sleep(30)
+        os._exit(0)
+time.sleep(30)
+"""
+
+
+def test_agent_cpu_counts_its_child_processes_and_how_many_serve() -> None:
+    """The simulator's --processes N forks N serving processes: their CPU is the agent's."""
+    import time
+
+    from bench.measure import agent_cpu_s
+
+    parent = subprocess.Popen([sys.executable, "-c", _FORKING_AGENT], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        reading = agent_cpu_s(parent.pid)
+        while reading is not None and reading[0] < 0.6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            reading = agent_cpu_s(parent.pid)
+        assert reading is not None and reading[1] == 2 and reading[0] >= 0.6, reading
+    finally:
+        cli.os.killpg(parent.pid, 9)  # the children too: they are in its session
+        parent.wait()
+    assert agent_cpu_s(None) is None
