@@ -101,16 +101,20 @@ def capacity_cpus(cpus: list[int]) -> tuple[set[int] | None, set[int] | None]:
     return set(cpus[:-1]), {cpus[-1]}
 
 
+def _agent_args(agent_cpus: set[int] | None) -> tuple[str, ...]:
+    """The reference agent's options with one simulator process per CPU it was given."""
+    processes = len(agent_cpus or ())
+    return (*AGENT_ARGS, *(("--processes", str(processes)) if processes > 1 else ()))
+
+
 def capacity_section(
     plan: Plan, pcm_dir: Path, cpus: list[int], work: Path
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     agent_cpus, worker_cpus = capacity_cpus(cpus)
     processes = len(agent_cpus or ())
     truth, turns = work / "ground-truth.jsonl", work / "turns.jsonl"
-    agent = start_agent(
-        cpus=agent_cpus, ground_truth=truth, log=work / "agent-capacity.log",
-        args=(*AGENT_ARGS, *(("--processes", str(processes)) if processes > 1 else ())),
-    )  # fmt: skip
+    agent = start_agent(cpus=agent_cpus, ground_truth=truth, log=work / "agent-capacity.log",
+                        args=_agent_args(agent_cpus))  # fmt: skip
     steps: list[dict[str, Any]] = []
     ready: dict[str, Any] = {}
     try:
@@ -319,14 +323,14 @@ def profile_section(
     from bench.profile import categorize, record
 
     callers = held or plan.steps[0]
-    agent = start_agent(cpus={cpus[0]} if len(cpus) >= 2 else None, ground_truth=None,
-                        log=work / "agent-profile.log", args=AGENT_ARGS)  # fmt: skip
+    agent_cpus, worker_cpus = capacity_cpus(cpus)  # the capacity run's layout
+    agent = start_agent(cpus=agent_cpus, ground_truth=None, log=work / "agent-profile.log",
+                        args=_agent_args(agent_cpus))  # fmt: skip
     raw = None
     try:
         worker = start_worker(
             url=agent.url, pcm_dir=pcm_dir, steps=[callers, callers], settle_s=plan.settle_s,
-            step_s=plan.step_s, cpus={cpus[1]} if len(cpus) >= 2 else None,
-            log=work / "worker-profile.log",
+            step_s=plan.step_s, cpus=worker_cpus, log=work / "worker-profile.log",
         )  # fmt: skip
         try:
             for item in worker.records(_STALL_S):
