@@ -200,10 +200,6 @@ def run_workload(pcm_dir: Path, callers: int, seconds: float) -> dict[str, int]:
             if peers[i].tick(clock.now_ns, audio, stop):
                 transports[i]._on_readable()  # what the readiness watcher would call
             heapq.heappush(ticks, (at + _CHUNK_NS, i))
-        if scheduler._unforwarded:
-            pending, scheduler._unforwarded = scheduler._unforwarded, []
-            for waiting in pending:
-                waiting.forward()
     frames = sum(p.stream.count for p in peers)
     received = sum(p.stream.received for p in peers)
     for peer in peers:

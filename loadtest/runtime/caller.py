@@ -163,12 +163,9 @@ class _Stream:
         self.error: BaseException | None = None
         self.done = Event()
 
-    def serve(self, forward: bool = True) -> int | None:
-        """Send every due frame; the next deadline, or ``None`` when this stream is over.
-
-        ``forward=False`` (in the event loop's own callbacks, which must not block) leaves the
-        measurements decided so far queued for the scheduler greenlet to forward.
-        """
+    def serve(self) -> int | None:
+        """Hear what was read, send every due frame, forward the measurements; the next
+        deadline, or ``None`` when this stream is over."""
         conversation = self.conversation
         if self.done.is_set():
             return None
@@ -200,7 +197,7 @@ class _Stream:
                     self.first_due = frame.due_ns
             if self.marks is not None and self.closed is None:
                 self._echo_marks()
-            if forward and conversation.has_events:
+            if conversation.has_events:
                 self.driver._forward(conversation)
         deadline = conversation.next_deadline_ns()
         if deadline is None:
@@ -242,10 +239,6 @@ class _Stream:
     def fail(self, exc: BaseException) -> None:
         self.error = exc
         self.done.set()
-
-    def forward(self) -> None:
-        """Hand the measurements decided so far to the sink (may block: Locust listeners)."""
-        self.driver._forward(self.conversation)
 
 
 _scheduler: FrameScheduler | None = None
@@ -427,12 +420,6 @@ class CallDriver:
             transport.send(message)
         conversation.start(time.monotonic_ns(), connect_started_ns=connect_started_ns)
         stream = _Stream(self, transport, conversation, call_stream, marks)
-        assert _scheduler is not None
-        take, serve_overdue = stream.take, _scheduler.serve_overdue
-
-        def on_messages(read_ns: int, messages: list[str | bytes]) -> None:
-            take(read_ns, messages)
-            serve_overdue()
 
         def on_closed(exc: Closed) -> None:
             stream.hear()  # what the agent said before it closed comes first
@@ -443,7 +430,7 @@ class CallDriver:
                 failure = Failure.CLOSED_MID_TURN
             conversation.closed(time.monotonic_ns(), exc.code, exc.reason, failure=failure)
 
-        transport.start_receiving(on_messages, on_closed, stream.fail)
+        transport.start_receiving(stream.take, on_closed, stream.fail)
         # The call's objects (plan, conversation, transport, stream) live as long as the call:
         # moved out of the collector's generations, no full collection scans them again. A
         # full collection paused a worker for tens of ms at 800 callers (~100 tracked objects

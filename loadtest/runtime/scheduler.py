@@ -22,7 +22,6 @@ _BATCH_YIELD_NS = 2_000_000  # the scheduler lets receivers run after this long 
 # How it lets them run: a timer, not sleep(0). gevent runs a sleep(0) waiter as a callback
 # before it next polls for I/O, so the readiness callbacks would still wait for the batch.
 _YIELD_S = 1e-6
-_OVERDUE_NS = 1_000_000  # receive callbacks serve senders this late (see serve_overdue)
 
 
 class Stream(Protocol):
@@ -31,16 +30,11 @@ class Stream(Protocol):
     done: Event
     error: BaseException | None
 
-    def serve(self, forward: bool = True) -> int | None:
-        """Send every due frame; the next deadline, or ``None`` when the stream is over.
-        ``forward=False``: keep the measurements queued (the caller must not block)."""
+    def serve(self) -> int | None:
+        """Send every due frame; the next deadline, or ``None`` when the stream is over."""
         ...
 
     def fail(self, exc: BaseException) -> None: ...
-
-    def forward(self) -> None:
-        """Hand queued measurements on (may block)."""
-        ...
 
 
 class FrameScheduler:
@@ -63,7 +57,6 @@ class FrameScheduler:
         self._order = itertools.count()
         self._idle = Event()  # set when a stream arrives while there is none
         self._greenlet: gevent.Greenlet | None = None
-        self._unforwarded: list[Stream] = []  # served by serve_overdue, events still queued
 
     def run(self, stream: Stream) -> None:
         """Serve ``stream`` until it is over; return then (re-raises a scheduler-side bug)."""
@@ -83,10 +76,6 @@ class FrameScheduler:
     def _loop(self) -> None:
         heap, idle = self._heap, self._idle
         while True:
-            if self._unforwarded:
-                pending, self._unforwarded = self._unforwarded, []
-                for stream in pending:  # Locust event listeners may block: not in callbacks
-                    stream.forward()
             if not heap:
                 idle.clear()
                 idle.wait()
@@ -103,26 +92,12 @@ class FrameScheduler:
                     gevent.sleep(_YIELD_S)  # one loop iteration: sockets polled, reads served
                     batch_started = now = time.monotonic_ns()
 
-    def serve_overdue(self) -> None:
-        """Serve the streams more than ~1 ms overdue, right here (never yields).
-
-        Receive callbacks call this after each read: when a burst of inbound data keeps the
-        event loop busy for a whole iteration, the scheduler's own timer cannot fire until it
-        ends, so the receive path hands the senders their turn instead.
-        """
-        heap = self._heap
-        if heap and heap[0][0] < time.monotonic_ns() - _OVERDUE_NS:
-            limit = time.monotonic_ns() - _OVERDUE_NS
-            while heap and heap[0][0] < limit:
-                self._unforwarded.append(self._serve_top(forward=False))
-
-    def _serve_top(self, forward: bool = True) -> Stream:
+    def _serve_top(self) -> None:
         stream = heapq.heappop(self._heap)[2]
         try:
-            deadline = stream.serve(forward)
+            deadline = stream.serve()
         except Exception as exc:  # a bug in one call must not stop every other call
             stream.fail(exc)
             deadline = None
         if deadline is not None:
             heapq.heappush(self._heap, (deadline, next(self._order), stream))
-        return stream

@@ -33,7 +33,7 @@ class _Busy:
         self.done = Event()
         self.error: BaseException | None = None
 
-    def serve(self, forward: bool = True) -> int | None:
+    def serve(self) -> int | None:
         self.serves += 1
         if self.serves == 1:
             return self.due_ns
@@ -49,9 +49,6 @@ class _Busy:
     def fail(self, exc: BaseException) -> None:
         self.error = exc
         self.done.set()
-
-    def forward(self) -> None:
-        pass
 
 
 def _long_batch() -> list[str]:
