@@ -375,13 +375,14 @@ class CallDriver:
             protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
             for message in protocol.close_messages(call, stream.count, stream.call_stream):
                 transport.send(message)
-            stream.hear()  # read after the last frame went
         except Closed as exc:
             if stream is not None:
-                stream.hear()
+                stream.hear()  # what was read before the close comes first
             conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
         finally:
             _calls.discard(conversation)
+            if stream is not None:
+                stream.hear()  # read after the last frame went, or before a stop
             # Not done here means the caller was stopped (the run's stop grace ran out): the
             # turn in progress is reported as cut, neither a success nor a failure.
             conversation.cut(time.monotonic_ns())

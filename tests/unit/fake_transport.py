@@ -48,6 +48,7 @@ class Agent:
     close_after_frames: int | None = None  # end the call after this many caller frames
     close_code: int = 1011
     hang_up_after_answer: bool = False  # close with close_code right after the first answer
+    after_first_answer: Callable[[], None] | None = None  # runs right after it was delivered
     transports: list[FakeTransport] = field(default_factory=list)
 
     def connect(self, transport: FakeTransport) -> None:
@@ -66,6 +67,9 @@ class Agent:
     def _answer(self, transport: FakeTransport) -> None:
         for _ in range(self.answer_frames):
             transport.deliver([AGENT_FRAME])
+            if self.after_first_answer is not None:
+                self.after_first_answer()
+                self.after_first_answer = None
             if self.hang_up_after_answer:  # the close arrives in the same read as the audio
                 transport.drop(Closed(self.close_code, "agent hung up"))
                 return

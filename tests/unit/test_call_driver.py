@@ -147,3 +147,22 @@ def test_audio_read_just_before_the_close_is_heard_before_it() -> None:
     assert len(ttfb) == 1 and ttfb[0][1] is None and 295 <= ttfb[0][0] <= 500, ttfb
     assert sink.stats.total("frames_received") == 1
     assert sink.stats.errors == {"closed_mid_turn": 1}
+
+
+def test_an_answer_read_just_before_the_caller_is_stopped_still_counts() -> None:
+    """Locust stopping a user kills its greenlet between two frames: the answer read in
+    between is heard, then the turn is cut."""
+    settings = _settings()
+    library = _library(settings)
+    sink = Sink()
+    config = conversation_config(settings, library.agent_sample_rate)
+    agent = Agent(EOS_MARKERS, answer_after_ms=300)
+    driver = CallDriver(settings, library, config, sink, random.Random(1),
+                        transport=lambda s: FakeTransport(agent, s))  # fmt: skip
+    call = gevent.spawn(driver.run_call)
+    agent.after_first_answer = lambda: call.kill(block=False)
+    call.join(timeout=20)
+    assert call.dead
+    ttfb = [(value, error) for name, value, error in sink.samples if name == "ttfb"]
+    assert len(ttfb) == 1 and ttfb[0][1] is None and 295 <= ttfb[0][0] <= 500, ttfb
+    assert sink.stats.total("frames_received") == 1
