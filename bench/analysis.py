@@ -3,7 +3,9 @@
 * :func:`step_holds` / :func:`capacity` — a step *holds* when frame lateness p99 ≤ 5 ms, the
   realised frame rate is within 1 % of real time and the event loop's receive lag p99 ≤ 5 ms
   (a worker that sends on time but reads late inflates every TTFB it measures); capacity is
-  the largest caller count that holds (only counting up to the first step that does not).
+  the largest caller count that holds (only counting up to the first step that does not). A
+  failing step whose worker CPU the hypervisor took more than 2 % of is *not judged*
+  (:func:`step_judged`): it neither holds nor ends the count.
 * :func:`linear_fit` — least squares, for CPU and memory per caller.
 * :func:`pool_steps` — several workers' step records into one (histograms merged exactly).
 * :func:`match_turns` — the harness's per-turn log against the agent's ground truth (same
@@ -22,6 +24,7 @@ from loadtest.metrics.histogram import Histogram
 __all__ = [
     "MAX_P99_MS",
     "MAX_RECEIVE_LAG_P99_MS",
+    "MAX_STEAL_PERCENT",
     "RATE_TOLERANCE",
     "Matched",
     "capacity",
@@ -31,6 +34,7 @@ __all__ = [
     "pool_steps",
     "quantiles",
     "step_holds",
+    "step_judged",
 ]
 
 MAX_P99_MS = 5.0
@@ -39,6 +43,10 @@ RATE_TOLERANCE = 0.01
 """…the realised frame rate is within this fraction of real time…"""
 MAX_RECEIVE_LAG_P99_MS = 5.0
 """…and the event loop's receive lag p99 is at most this."""
+MAX_STEAL_PERCENT = 2.0
+"""A failing step is not judged when the hypervisor took more than this share of the worker
+CPU's time in its window (and a full run refuses to start above it): each slice taken is a
+pause of tens of milliseconds that no caller caused, and 1 % of a window's frames decide p99."""
 _INDEX_MATCH_WINDOW_NS = 1_000_000_000  # a same-numbered agent turn must be this close in time
 
 
@@ -55,10 +63,20 @@ def step_holds(step: Mapping[str, Any]) -> bool:
     return bool(p99 <= MAX_P99_MS and abs(ratio - 1.0) <= RATE_TOLERANCE + 1e-9 and lag_ok)
 
 
+def step_judged(step: Mapping[str, Any]) -> bool:
+    """False for a step that fails with more than :data:`MAX_STEAL_PERCENT` of its worker
+    CPU's time stolen (a step that holds anyway is judged: steal only makes it harder)."""
+    steal = step.get("steal_percent")
+    return step_holds(step) or steal is None or steal <= MAX_STEAL_PERCENT
+
+
 def capacity(steps: Sequence[Mapping[str, Any]]) -> int:
-    """The largest caller count that holds, counting steps in order until one does not."""
+    """The largest caller count that holds, counting steps in order until one does not
+    (steps not judged are passed over)."""
     best = 0
     for step in steps:
+        if not step_judged(step):
+            continue
         if not step_holds(step):
             break
         best = max(best, int(step["callers"]))

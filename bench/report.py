@@ -9,8 +9,10 @@ from typing import Any
 from bench.analysis import (
     MAX_P99_MS,
     MAX_RECEIVE_LAG_P99_MS,
+    MAX_STEAL_PERCENT,
     RATE_TOLERANCE,
     step_holds,
+    step_judged,
 )
 from bench.report_scale import hotpath_lines, master_lines
 
@@ -205,7 +207,9 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
     for s in cap["steps"]:
         late, lag = s["lateness_ms"], s["receive_lag_ms"]
         verdict = "holds" if step_holds(s) else "**fails**"
-        if _agent_bound(s):
+        if not step_judged(s):
+            verdict = f"not judged ({_f(s['steal_percent'])} % of its CPU stolen)"
+        elif _agent_bound(s):
             verdict += " (agent saturated)"
         rows.append([
             s["callers"], f"{_f(s['cpu_percent'])} ({_f(s.get('cpu_system_percent'))})",
@@ -234,7 +238,9 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
         "saturates, its replies arrive in bursts and the figures past that point describe the "
         "agent as much as the worker. On a "
         "virtual machine the host may take the worker's CPU for other guests (steal): each "
-        "slice taken is a pause no caller caused, so the share stolen in the window is shown.",
+        "slice taken is a pause no caller caused, so the share stolen in the window is shown, "
+        f"and a step that fails with more than {MAX_STEAL_PERCENT:g} % stolen is not judged "
+        "(it neither holds nor ends the count).",
         "",
         f"**Capacity: {cap['callers_per_core']} callers per core.**{_bound_note(cap)}",
         "",
@@ -265,7 +271,7 @@ def _gc(pauses: Mapping[str, Any] | None) -> str:
 
 
 def _bound_note(cap: Mapping[str, Any]) -> str:
-    failing = [s for s in cap["steps"] if not step_holds(s)]
+    failing = [s for s in cap["steps"] if not step_holds(s) and step_judged(s)]
     if failing and _agent_bound(failing[0]):
         return (
             f" The first failing step had the agent at {_f(failing[0]['agent_cpu_percent'])} % "

@@ -22,6 +22,7 @@ from bench.analysis import (
     match_turns,
     pool_steps,
     step_holds,
+    step_judged,
 )
 from bench.procs import bench_env, start_agent, start_worker, stop
 
@@ -72,7 +73,7 @@ def _step_line(step: dict[str, Any]) -> str:
         f"{step['callers']:5d} callers  cpu {cpu}%  agent cpu {agent}%  "
         f"rate {step['frame_rate_ratio']}  lateness p50 {late['p50'] or 0:.2f} "
         f"p99 {late['p99'] or 0:.2f} max {late['max'] or 0:.1f} ms  "
-        f"{'holds' if step_holds(step) else 'FAILS'}"
+        f"{'holds' if step_holds(step) else 'FAILS' if step_judged(step) else 'not judged'}"
     )
 
 
@@ -131,6 +132,8 @@ def capacity_section(
                 elif record["event"] == "step":
                     steps.append(record)
                     say("capacity " + _step_line(record))
+                    if not step_judged(record):
+                        continue  # the host took the CPU: neither a hold nor a failure
                     failing = 0 if step_holds(record) else failing + 1
                     if failing >= 2:
                         break

@@ -14,6 +14,7 @@ from bench.analysis import (
     pool_steps,
     quantiles,
     step_holds,
+    step_judged,
 )
 from loadtest.metrics.histogram import Histogram
 
@@ -53,6 +54,20 @@ def test_capacity_counts_only_up_to_the_first_failing_step() -> None:
     assert capacity(steps) == 200
     assert capacity([_step(100, 9, 1)]) == 0
     assert capacity([]) == 0
+
+
+def test_a_step_that_fails_while_the_host_took_its_cpu_is_not_judged() -> None:
+    def stolen(step: dict[str, Any], percent: float) -> dict[str, Any]:
+        return {**step, "steal_percent": percent}
+
+    failed_stolen = stolen(_step(100, 5.08, 1), 3.3)
+    assert not step_judged(failed_stolen) and not step_holds(failed_stolen)
+    assert step_judged(stolen(_step(100, 5.08, 1), 2.0))  # at the limit: a failure
+    assert step_judged(stolen(_step(100, 1, 1), 25.0))  # held anyway: it holds
+    assert step_judged(_step(100, 9, 1))  # steal not measured: judged as before
+    steps = [failed_stolen, _step(200, 3, 1), _step(300, 2, 1), stolen(_step(400, 19, 1), 0.0)]
+    assert capacity(steps) == 300  # passed over, not the end of the count
+    assert capacity([_step(100, 1, 1), stolen(_step(200, 9, 1), 0.5), _step(300, 1, 1)]) == 100
 
 
 def test_linear_fit() -> None:

@@ -42,7 +42,7 @@ def _level(callers: int) -> dict[str, Any]:
 
 def _results(quick: bool = False, last_agent_cpu: float = 50.0) -> dict[str, Any]:
     steps = [_step(200, 1.0), _step(500, 3.0), _step(700, 9.0, last_agent_cpu)]
-    steps[2]["steal_percent"] = 12.5
+    steps[2]["steal_percent"] = 1.5
     return {
         "schema": 1, "command": "python -m bench", "quick": quick, "duration_s": 400.0,
         "machine": {"date": "2026-01-01T00:00:00+00:00", "cpus": 2, "cpus_usable": 2,
@@ -86,7 +86,7 @@ def test_markdown_has_every_section_the_machine_and_the_raw_json() -> None:
     assert "Test CPU" in text and "`python -m bench`" in text
     assert "compare runs) | 5.61 → 4.8 |" in text
     assert "(steal): start probe, all CPUs busy → whole run | 0.4 % → 3.2 % |" in text
-    assert "| worker CPU stolen % |" in text and "| 12.5 | **fails** |" in text
+    assert "| worker CPU stolen % |" in text and "| 1.5 | **fails** |" in text
     assert "| – | holds |" in text  # a step recorded before steal was measured
     assert "| 500 | 50.0 (12.5) |" in text
     assert "Skipped: no Blob Storage." in text
@@ -129,6 +129,14 @@ def test_from_json_renders_an_earlier_run_without_measuring(tmp_path: Path) -> N
     assert run_bench(_args("--from-json", str(raw), "--out", str(out))) == 0
     assert out.read_text() == render_markdown(_results())
     assert run_bench(_args("--from-json", str(tmp_path / "missing.json"), "--out", str(out))) == 2
+
+    # the capacity figure is judged again from the recorded steps, as the table's verdicts are
+    earlier = _results()
+    earlier["capacity"]["steps"].insert(0, {**_step(100, 5.08), "steal_percent": 3.3})
+    earlier["capacity"]["callers_per_core"] = 0  # what a version without that rule recorded
+    raw.write_text(json.dumps(earlier))
+    assert run_bench(_args("--from-json", str(raw), "--out", str(out))) == 0
+    assert "**Capacity: 500 callers per core.**" in out.read_text()
 
 
 def test_every_table_row_has_as_many_cells_as_its_header() -> None:
@@ -244,3 +252,11 @@ def test_an_agent_on_several_cpus_runs_one_process_each_and_says_so() -> None:
     text = render_markdown(results)
     assert "agent pinned to CPU [0, 1, 2] (3 processes; its CPU % is their mean)" in text
     assert "processes; its CPU" not in render_markdown(_results())  # one: nothing to say
+
+
+def test_a_step_failed_while_the_host_took_its_cpu_says_so_and_does_not_end_the_count() -> None:
+    results = _results()
+    results["capacity"]["steps"].insert(0, {**_step(100, 5.08), "steal_percent": 3.3})
+    text = render_markdown(results)
+    assert "| 3.3 | not judged (3.3 % of its CPU stolen) |" in text
+    assert "more than 2 % stolen is not judged" in text
