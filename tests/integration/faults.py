@@ -67,11 +67,17 @@ def tree(pid: int) -> list[psutil.Process]:
 
 
 def wait_for_children(pid: int, count: int, timeout_s: float = 30.0) -> list[psutil.Process]:
-    """Wait until ``pid`` has ``count`` living descendants (the agent, master, workers)."""
+    """Wait until ``pid`` has ``count`` living descendants (the agent, master, workers), each
+    running its own program: between fork and exec a child still shows the run's command line,
+    and :func:`role` could not tell what it is."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        children = [p for p in tree(pid) if p.is_running() and p.status() != "zombie"]
-        if len(children) >= count:
+        try:
+            children = [p for p in tree(pid) if p.is_running() and p.status() != "zombie"]
+            started = [p for p in children if role(p) in ("agent", "master", "worker")]
+        except psutil.NoSuchProcess:  # one ended while we looked: look again
+            started = []
+        if len(started) >= count:
             return children
         time.sleep(0.2)
     raise AssertionError(f"run {pid} did not start {count} children within {timeout_s} s")
