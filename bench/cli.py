@@ -292,15 +292,24 @@ def _render_only(args: argparse.Namespace) -> int:
         return 2
     if _targets(args):
         results["targets"] = _targets(args)
-    cap = results.get("capacity")
-    if isinstance(cap, dict) and isinstance(cap.get("steps"), list):
-        # the figure as this version judges the recorded steps (as the page's table does)
-        cap["callers_per_core"] = capacity(cap["steps"])
-        accuracy = results.get("accuracy")
-        if isinstance(accuracy, dict) and "capacity_callers" in accuracy:
-            accuracy["capacity_callers"] = cap["callers_per_core"]
+    try:
+        cap = results.get("capacity")
+        if isinstance(cap, dict) and isinstance(cap.get("steps"), list):
+            # the figure as this version judges the recorded steps (as the page's table does)
+            cap["callers_per_core"] = capacity(cap["steps"])
+            accuracy = results.get("accuracy")
+            if isinstance(accuracy, dict) and "capacity_callers" in accuracy:
+                accuracy["capacity_callers"] = cap["callers_per_core"]
+        page = render_markdown(results)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        print(
+            f"bench: error: {args.from_json} is not a benchmark result written by "
+            f"`python -m bench --json` ({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+        )
+        return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render_markdown(results))
+    args.out.write_text(page)
     say(f"rendered {args.from_json} into {args.out}")
     return 0
 

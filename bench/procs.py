@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from bench.measure import cpu_ticks, steal_percent
 from loadtest.errors import LoadtestError
 from loadtest.procutil import free_port
 from loadtest.procutil import stop_processes as stop
@@ -111,8 +112,6 @@ def steal_probe(cpus: Sequence[int], seconds: float = 3.0) -> float | None:
     A virtual machine's host may run other guests on its CPUs, and often takes them only
     when the guest is busy, so an idle machine shows no steal and the load average never
     does; spinning every CPU asks the question the benchmark would."""
-    from bench.measure import cpu_ticks, steal_percent
-
     before = cpu_ticks(set(cpus))
     spinners = [
         subprocess.Popen(

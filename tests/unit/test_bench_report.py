@@ -129,6 +129,8 @@ def test_from_json_renders_an_earlier_run_without_measuring(tmp_path: Path) -> N
     assert run_bench(_args("--from-json", str(raw), "--out", str(out))) == 0
     assert out.read_text() == render_markdown(_results())
     assert run_bench(_args("--from-json", str(tmp_path / "missing.json"), "--out", str(out))) == 2
+    raw.write_text('{"capacity": {"steps": [{"x": 1}]}}')  # JSON, but not a benchmark result
+    assert run_bench(_args("--from-json", str(raw), "--out", str(out))) == 2
 
     # the capacity figure is judged again from the recorded steps, as the table's verdicts are
     earlier = _results()

@@ -232,8 +232,7 @@ class _AcsFrame:
     frame: PreEncodedFrame
 
     def render(self, seq: int, media_ms: int, epoch_ns: int, stream: CallStream) -> str:
-        frame = self.frame  # PreEncodedFrame.render, inlined: every frame sent
-        return frame.prefix + iso_timestamp(epoch_ns) + frame.suffix
+        return self.frame.render(iso_timestamp(epoch_ns))
 
 
 class AcsCaller:
