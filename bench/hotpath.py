@@ -75,6 +75,14 @@ class _Clock:
             module.time = shim  # type: ignore[attr-defined]
 
 
+class _OwnPhases:
+    """The workload sets each caller's phase on the virtual clock before it opens the call,
+    so a call starts where it is opened (the real ones would wait in real time)."""
+
+    def next_start(self, now_ns: int, period_ns: int) -> int:
+        return now_ns
+
+
 def _server_frame(text: str) -> bytes:
     """An unmasked server text frame, as the agent sends it."""
     payload = text.encode()
@@ -147,6 +155,7 @@ def run_workload(pcm_dir: Path, callers: int, seconds: float) -> dict[str, int]:
 
     clock = _Clock()
     clock.install()
+    caller_module._phases = _OwnPhases()  # type: ignore[assignment]
     raw = _settings(pcm_dir)
     options = argparse.Namespace(**{option_dest(env): value for env, value in raw.items()})
     environment = Environment(user_classes=[VoiceUser], events=events, parsed_options=options)

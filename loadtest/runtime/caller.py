@@ -2,10 +2,11 @@
 
 :class:`CallDriver` (run by each Locust user) connects with capped, jittered retries — the
 backoff grows with the caller's consecutive failures across calls and resets only when one
-connects (:class:`~loadtest.conversation.backoff.ConnectFailures`) — waits a random fraction
-of a frame (so a worker's callers are spread over the frame period instead of
-all falling due at once — a real phone's frame phase is arbitrary too), sends the protocol's
-opening messages, starts the conversation and then:
+connects (:class:`~loadtest.conversation.backoff.ConnectFailures`) — sends the protocol's
+opening messages, starts the conversation at the call's phase of the frame period
+(:class:`~loadtest.runtime.scheduler.FramePhases`: a worker's callers spread evenly over
+the period instead of falling due together — a real phone's frame phase is arbitrary too)
+and then:
 
 * every inbound message is stamped with ``time.monotonic_ns()`` the moment the read returned,
   in the socket's readiness callback (:meth:`WebSocketTransport.start_receiving`) — no
@@ -61,14 +62,14 @@ from loadtest.conversation.tally import RequestSample, Tally
 from loadtest.metrics.voice_stats import VoiceStats
 from loadtest.protocols.caller_api import CallStream
 from loadtest.runtime.library import AudioLibrary
-from loadtest.runtime.scheduler import FrameScheduler
+from loadtest.runtime.scheduler import FramePhases, FrameScheduler
 from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport, close_is_benign
 from loadtest.runtime.turnlog import CallIds, TurnLog
 from loadtest.settings import CallerSettings
 
 __all__ = ["CallDriver", "Sink", "Transport", "flush_turn_log", "hang_up_calls", "resume_calls"]
 
-_phase_rng = random.Random()  # frame phase only: never draws from a caller's scenario rng
+_phases = FramePhases()  # where each new call of this process falls in the frame period
 
 
 class Sink(Protocol):
@@ -367,7 +368,6 @@ class CallDriver:
         scheduler = _scheduler
         assert scheduler is not None
         try:
-            gevent.sleep(_phase_rng.random() * self.config.chunk_ms / 1000)
             stream = self.open_stream(transport, conversation, connect_started)
             scheduler.run(stream)
             if stream.closed is not None:  # a copy: the stored one would tie this frame to it
@@ -407,7 +407,14 @@ class CallDriver:
     ) -> _Stream:
         """Open the call on a connected ``transport``: the protocol's opening messages, the
         conversation's start, inbound messages delivered from the socket's readiness callback.
-        The returned stream is ready for the frame scheduler (:meth:`FrameScheduler.run`)."""
+        The returned stream is ready for the frame scheduler (:meth:`FrameScheduler.run`).
+
+        First it waits for the call's phase (:class:`FramePhases`, at most one frame), where
+        the conversation then starts: its frames fall due on that phase, the first at once.
+        """
+        start_ns = _phases.next_start(time.monotonic_ns(), self.config.chunk_ms * 1_000_000)
+        while (wait_ns := start_ns - time.monotonic_ns()) > 0:
+            gevent.sleep(wait_ns / 1e9)  # a timer may fire a little early: wait again
         protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
         call_stream = CallStream(protocol.stream_id(call))
         if _turn_log is not None:
@@ -419,7 +426,7 @@ class CallDriver:
             marks = MarkEchoes(self.config.agent_sample_rate, time.monotonic_ns())
         for message in protocol.open_messages(call, call_stream):
             transport.send(message)
-        conversation.start(time.monotonic_ns(), connect_started_ns=connect_started_ns)
+        conversation.start(start_ns, connect_started_ns=connect_started_ns)
         stream = _Stream(self, transport, conversation, call_stream, marks)
 
         def on_closed(exc: Closed) -> None:

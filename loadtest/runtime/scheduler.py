@@ -4,6 +4,9 @@ A wake-up per frame per caller (a greenlet sleep each) is what limited a worker 
 one greenlet keeps every caller's next deadline in a heap, sleeps until the earliest and
 serves every caller due in that one wake-up. What a caller does when served (render, send,
 measure) is its :class:`Stream`'s business (``loadtest/runtime/caller.py``).
+
+:class:`FramePhases` places each new call's frames in the frame period so that every
+wake-up finds about as many callers due.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from typing import Protocol
 import gevent
 from gevent.event import Event
 
-__all__ = ["FrameScheduler", "Stream"]
+__all__ = ["FramePhases", "FrameScheduler", "Stream"]
 
 _BATCH_YIELD_NS = 2_000_000  # the scheduler lets receivers run after this long sending
 # How it lets them run: a timer, not sleep(0). gevent runs a sleep(0) waiter as a callback
 # before it next polls for I/O, so the readiness callbacks would still wait for the batch.
 _YIELD_S = 1e-6
+# The golden ratio's fractional part: the k-th call's phase is frac(k * _GOLDEN) of a period.
+_GOLDEN = (5**0.5 - 1) / 2
 
 
 class Stream(Protocol):
@@ -101,3 +106,27 @@ class FrameScheduler:
             deadline = None
         if deadline is not None:
             heapq.heappush(self._heap, (deadline, next(self._order), stream))
+
+
+class FramePhases:
+    """Where in the frame period each new call of a process starts: spread, not random.
+
+    A worker's callers fall due at their own phase of the frame period, and each scheduler
+    wake-up serves the callers whose phase has passed since the last one. Random phases (what
+    real phones have) clump: at 20 callers per millisecond on average, the busiest
+    millisecond of a 20 ms period holds close to 30, and the callers served last in that batch
+    are late by the whole batch. Here the k-th call's phase is ``frac(k * 0.618…)`` of the
+    period: the phases of any run of consecutive calls cut the period into gaps of at most
+    three lengths (the three-gap theorem), so however calls come and go the load stays
+    nearly even. To the agent a call's phase is as arbitrary as before.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    def next_start(self, now_ns: int, period_ns: int) -> int:
+        """The first instant at or after ``now_ns`` on the next call's phase of ``period_ns``
+        (phases are taken on the clock's own grid of periods, so they line up across calls)."""
+        phase_ns = int((self._count * _GOLDEN) % 1.0 * period_ns)
+        self._count += 1
+        return now_ns + (phase_ns - now_ns) % period_ns
