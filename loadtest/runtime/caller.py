@@ -62,6 +62,7 @@ from loadtest.conversation.tally import RequestSample, Tally
 from loadtest.metrics.voice_stats import VoiceStats
 from loadtest.protocols.caller_api import CallStream
 from loadtest.runtime.library import AudioLibrary
+from loadtest.runtime.readiness import read_readiness
 from loadtest.runtime.scheduler import FramePhases, FrameScheduler
 from loadtest.runtime.transport import Closed, ConnectFailed, WebSocketTransport, close_is_benign
 from loadtest.runtime.turnlog import CallIds, TurnLog
@@ -271,7 +272,8 @@ def _process_start_up(settings: CallerSettings) -> None:
     if _started:
         return
     _started = True
-    _scheduler = FrameScheduler()
+    readiness = read_readiness()  # the scheduler reads the sockets between sends
+    _scheduler = FrameScheduler(readiness.poll if readiness.polls else None)
     _turn_log = TurnLog(settings.turn_log) if settings.turn_log else None
     gc.collect()
     gc.freeze()  # the library's frames and start-up objects never need scanning again

@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import gevent
@@ -21,10 +22,13 @@ from gevent.event import Event
 
 __all__ = ["FramePhases", "FrameScheduler", "Stream"]
 
-_BATCH_YIELD_NS = 2_000_000  # the scheduler lets receivers run after this long sending
-# How it lets them run: a timer, not sleep(0). gevent runs a sleep(0) waiter as a callback
+_BATCH_YIELD_NS = 2_000_000  # the scheduler lets the event loop run after this long sending
+# How it lets it run: a timer, not sleep(0). gevent runs a sleep(0) waiter as a callback
 # before it next polls for I/O, so the readiness callbacks would still wait for the batch.
 _YIELD_S = 1e-6
+# In between, it reads what is readable without yielding, this often (``poll_reads``): a read
+# that waits for the batch is in every TTFB it ends, and a yield costs a loop iteration.
+_POLL_READS_NS = 200_000
 # The golden ratio's fractional part: the k-th call's phase is frac(k * _GOLDEN) of a period.
 _GOLDEN = (5**0.5 - 1) / 2
 
@@ -57,7 +61,8 @@ class FrameScheduler:
     promptly.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, poll_reads: Callable[[], None] | None = None) -> None:
+        self._poll_reads = poll_reads
         self._heap: list[tuple[int, int, Stream]] = []
         self._order = itertools.count()
         self._idle = Event()  # set when a stream arrives while there is none
@@ -79,7 +84,7 @@ class FrameScheduler:
             raise stream.error
 
     def _loop(self) -> None:
-        heap, idle = self._heap, self._idle
+        heap, idle, poll_reads = self._heap, self._idle, self._poll_reads
         while True:
             if not heap:
                 idle.clear()
@@ -89,13 +94,16 @@ class FrameScheduler:
             if delay_ns > 0:
                 gevent.sleep(delay_ns / 1e9)
                 continue
-            batch_started = now = time.monotonic_ns()
+            batch_started = polled = now = time.monotonic_ns()
             while heap and heap[0][0] <= now:
                 self._serve_top()
                 now = time.monotonic_ns()
                 if now - batch_started > _BATCH_YIELD_NS:
                     gevent.sleep(_YIELD_S)  # one loop iteration: sockets polled, reads served
-                    batch_started = now = time.monotonic_ns()
+                    batch_started = polled = now = time.monotonic_ns()
+                elif now - polled > _POLL_READS_NS and poll_reads is not None:
+                    poll_reads()
+                    polled = now = time.monotonic_ns()
 
     def _serve_top(self) -> None:
         stream = heapq.heappop(self._heap)[2]

@@ -14,11 +14,12 @@ message). Here:
   stall the per-worker frame scheduler that calls it for every caller.
 * **mask keys** are fresh per frame and come from ``os.urandom`` (RFC 6455 §5.3): one 4 KiB
   read is cut into the keys of the next 1,024 frames, so a frame takes one from a list.
-* **receive**: no receiver greenlet. The socket's readiness watcher calls back into the call
-  (:meth:`WebSocketTransport.start_receiving`) from gevent's hub: one ``recv`` of up to
-  32 KiB, every complete frame in it parsed (:func:`parse_frames`, a pure function), the
-  messages handed over with the instant the read returned — no greenlet switch, watcher
-  start/stop or failed ``recv`` per message. Pings are answered, fragmented messages
+* **receive**: no receiver greenlet. The socket's read callback
+  (:meth:`WebSocketTransport.start_receiving`) runs when it is readable, from gevent's hub
+  or from the frame scheduler between two sends (:mod:`loadtest.runtime.readiness`): one
+  ``recv`` of up to 32 KiB, every complete frame in it parsed (:func:`parse_frames`, a pure
+  function), the messages handed over with the instant the read returned — no greenlet
+  switch, watcher start/stop or failed ``recv`` per message. Pings are answered, fragmented messages
   reassembled, a close frame is echoed and reported after the messages that preceded it.
   Text is checked as UTF-8 by ``bytes.decode`` (C speed; websocket-client's pure-Python
   validator is the receive trap that starves the senders, hence ``skip_utf8_validation``).
@@ -63,6 +64,7 @@ from loadtest.protocols.wsframes import (
     encode_frame,
     parse_frames,
 )
+from loadtest.runtime.readiness import ReadReadiness, read_readiness
 from loadtest.settings import CallerSettings
 
 __all__ = [
@@ -138,9 +140,10 @@ class WebSocketTransport:
     """One caller connection.
 
     Call order: :meth:`connect`; :meth:`start_receiving` with the callbacks that take every
-    inbound message (they run in gevent's hub, straight from the socket's readiness watcher:
-    no greenlet switch per message, so they must not block); :meth:`send_nowait` / :meth:`send`
-    from any greenlet; :meth:`close` once at the end (it stops receiving first).
+    inbound message (they run straight from the socket's readiness, in gevent's hub or the
+    frame scheduler: no greenlet switch per message, so they must not block);
+    :meth:`send_nowait` / :meth:`send` from any greenlet; :meth:`close` once at the end (it
+    stops receiving first).
     """
 
     def __init__(self, settings: CallerSettings, *, call_id: str | None = None) -> None:
@@ -151,7 +154,8 @@ class WebSocketTransport:
         self._tls = False
         self._read_watcher: Any = None  # waits of the close handshake
         self._write_watcher: Any = None  # the flusher's waits
-        self._reader: Any = None  # start_receiving's watcher (callback mode)
+        self._fd = -1
+        self._readiness: ReadReadiness | None = None  # set while receiving
         self._resume: Any = None  # TLS read that must write first: resumes reading
         self._on_messages: Callable[[int, list[str | bytes]], None] | None = None
         self._on_closed: Callable[[Closed], None] | None = None
@@ -212,8 +216,8 @@ class WebSocketTransport:
         self._recv_raw = sock.recv if self._tls or raw is None else raw.recv
         self._read_watcher = loop.io(sock.fileno(), 1)
         self._write_watcher = loop.io(sock.fileno(), 2)
-        self._reader = loop.io(sock.fileno(), 1)
-        self._resume = loop.io(sock.fileno(), 2)
+        self._fd = sock.fileno()
+        self._resume = loop.io(self._fd, 2)
 
     # ------------------------------------------------------------------ send
 
@@ -303,13 +307,14 @@ class WebSocketTransport:
         if self._sock is None:
             raise Closed(1006, "not connected")
         self._on_messages, self._on_closed, self._on_error = on_messages, on_closed, on_error
-        self._reader.start(self._on_readable)
+        self._readiness = read_readiness()
+        self._readiness.watch(self._fd, self._on_readable)
 
     def stop_receiving(self) -> None:
         """No more callbacks (idempotent)."""
         self._on_messages = None
-        if self._reader is not None:
-            self._reader.stop()
+        if self._readiness is not None:
+            self._readiness.unwatch(self._fd, self._on_readable)
             self._resume.stop()
 
     def _on_readable(self) -> None:
@@ -347,7 +352,8 @@ class WebSocketTransport:
         try:
             data = recv(_READ_BYTES)
         except ssl.SSLWantWriteError:  # TLS needs to write first: resume when writable
-            self._reader.stop()
+            if self._readiness is not None:
+                self._readiness.unwatch(self._fd, self._on_readable)
             self._resume.start(self._resume_reading)
             return None
         except _WOULD_BLOCK:
@@ -360,8 +366,8 @@ class WebSocketTransport:
 
     def _resume_reading(self) -> None:
         self._resume.stop()
-        if self._sock is not None and self._on_messages is not None:
-            self._reader.start(self._on_readable)
+        if self._sock is not None and self._on_messages is not None and self._readiness is not None:
+            self._readiness.watch(self._fd, self._on_readable)
             self._on_readable()
 
     def _fail(self, code: int) -> None:

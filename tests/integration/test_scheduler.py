@@ -1,6 +1,7 @@
 """The frame scheduler on gevent's real event loop (edge): a long batch of due callers must
 not keep inbound data unread — the receive side stamps arrival instants, and a read that
-waits for the whole batch inflates every TTFB measured in it."""
+waits for the whole batch inflates every TTFB measured in it. Two ways: the scheduler yields
+to the event loop every ~2 ms of sending, and in between it polls the callers' sockets."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import gevent
 import pytest
 from gevent.event import Event
 
+from loadtest.runtime.readiness import ReadReadiness
 from loadtest.runtime.scheduler import FrameScheduler
 from tests.conftest import REPO_ROOT
 
@@ -51,31 +53,32 @@ class _Busy:
         self.done.set()
 
 
-def _long_batch() -> list[str]:
-    """What happened, in order: 20 slow serves all due at once, and one inbound read."""
+def _long_batch(poll: bool) -> list[str]:
+    """What happened, in order: 20 slow serves all due at once, and one inbound read —
+    watched by the event loop alone, or also polled by the scheduler (``poll``)."""
     order: list[str] = []
     reader, writer = socket.socketpair()
     reader.setblocking(False)
-    watcher = gevent.get_hub().loop.io(reader.fileno(), 1)
 
     def on_readable() -> None:
         order.append("read")
         reader.recv(64)
 
-    watcher.start(on_readable)
+    readiness = ReadReadiness(use_epoll=poll)
+    readiness.watch(reader.fileno(), on_readable)
     try:
-        scheduler = FrameScheduler()
+        scheduler = FrameScheduler(readiness.poll if poll else None)
         due_ns = time.monotonic_ns() + 20_000_000  # every caller due at once, 20 ms from now
         callers = [gevent.spawn(scheduler.run, _Busy(order, due_ns, writer)) for _ in range(20)]
         gevent.joinall(callers, timeout=10, raise_error=True)
     finally:
-        watcher.stop()
+        readiness.unwatch(reader.fileno(), on_readable)
         reader.close()
         writer.close()
     return order
 
 
-def test_a_long_batch_yields_to_the_event_loop_so_sockets_are_read() -> None:
+def test_a_long_batch_reads_sockets_between_sends() -> None:
     # In an interpreter of its own, as in a worker: the test process's hub carries whatever
     # earlier in-process tests left on it (watchers, greenlets), which is not a worker's loop.
     done = subprocess.run(
@@ -83,11 +86,14 @@ def test_a_long_batch_yields_to_the_event_loop_so_sockets_are_read() -> None:
         capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    order = json.loads(done.stdout.strip().splitlines()[-1])
-    assert order.count("serve") == 20
+    watched, polled = json.loads(done.stdout.strip().splitlines()[-1])
+    for order in (watched, polled):
+        assert order.count("serve") == 20 and order.count("read") == 1, order
     # data that arrived as 10 ms of sending began was read ~2 ms in, not after all of it
-    assert "read" in order and order.index("read") < 15, order
+    assert watched.index("read") < 15, watched
+    # and when the scheduler polls, after the first 0.5 ms serve
+    assert polled.index("read") <= 2, polled
 
 
 if __name__ == "__main__":
-    print(json.dumps(_long_batch()))
+    print(json.dumps([_long_batch(poll=False), _long_batch(poll=True)]))
