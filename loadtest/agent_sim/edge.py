@@ -3,10 +3,11 @@
 :class:`DirectConnection` is websockets' ``ServerConnection`` with a faster way in for data
 messages: once the connection is open, its bytes go through
 :class:`~loadtest.protocols.wsframes.FrameCutter` and each message is handed to the call's
-callback right inside ``data_received``, stamped with ``time.monotonic_ns()`` as the bytes
-came off the socket. Control frames and anything unusual go to websockets as before (see
-:mod:`loadtest.protocols.wsframes`), and messages that websockets delivers reach the
-handler's ``async for`` loop, so both paths feed the same callback.
+callback with the ``time.monotonic_ns()`` its bytes came off the socket: ``data_received``
+only stamps the read, and the reads are handled together once every read of the event-loop
+iteration has its stamp (:class:`_Reads`). Control frames and anything unusual go to
+websockets as before (see :mod:`loadtest.protocols.wsframes`), and messages that websockets
+delivers reach the handler's ``async for`` loop, so both paths feed the same callback.
 
 :class:`Pacer` wakes calls at their deadlines with one event-loop timer per millisecond that
 has any — instead of one timer per call and reply frame (at 1,000 calls, 50,000 timers a
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -61,17 +63,30 @@ class DirectConnection(ServerConnection):
                     self._handler_failed()
 
     def data_received(self, data: bytes) -> None:
-        cutter = self._cutter
-        if cutter is None:
+        if self._cutter is None:
             protocol = self.protocol
             if protocol.state is not State.OPEN:  # the handshake: websockets' business
                 super().data_received(data)
                 return
             # websockets' parser must be at a frame boundary to share the stream with us.
-            cutter = self._cutter = FrameCutter(
+            self._cutter = FrameCutter(
                 protocol.max_message_size, passthrough=bool(protocol.reader.buffer)
             )
-        rx_ns = time.monotonic_ns()
+        _reads_of(self.loop).add(self, data, time.monotonic_ns())
+
+    def eof_received(self) -> None:
+        _reads_of(self.loop).handle()  # the data read before the end comes first
+        super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        _reads_of(self.loop).handle()
+        super().connection_lost(exc)
+
+    def take(self, data: bytes, rx_ns: int) -> None:
+        """Bytes read at ``rx_ns``: cut into frames, data messages to the sink, the rest to
+        websockets."""
+        cutter = self._cutter
+        assert cutter is not None
         items, rest = cutter.feed(data)
         sink = self._sink
         for item in items:
@@ -94,6 +109,42 @@ class DirectConnection(ServerConnection):
             self.protocol.fail(CloseCode.INTERNAL_ERROR, "internal error")
             self.send_data()
         self.transport.close()
+
+
+class _Reads:
+    """Reads stamped, not yet handled: one loop's, handled in the loop's next iteration.
+
+    When many connections are readable in one iteration, asyncio reads them one after the
+    other; a read stamped only after the previous one was handled (cut, given to the call,
+    its audio gated) would be late by all of them, and the stamp is the ground truth. So a
+    read is stamped and queued, and the queue is handled, oldest first, once every read of
+    the iteration has its stamp."""
+
+    __slots__ = ("loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: list[tuple[DirectConnection, bytes, int]] = []
+
+    def add(self, connection: DirectConnection, data: bytes, rx_ns: int) -> None:
+        if not self.pending:
+            self.loop.call_soon(self.handle)
+        self.pending.append((connection, data, rx_ns))
+
+    def handle(self) -> None:
+        pending, self.pending = self.pending, []
+        for connection, data, rx_ns in pending:
+            connection.take(data, rx_ns)
+
+
+_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Reads] = weakref.WeakKeyDictionary()
+
+
+def _reads_of(loop: asyncio.AbstractEventLoop) -> _Reads:
+    reads = _reads.get(loop)
+    if reads is None:
+        reads = _reads[loop] = _Reads(loop)
+    return reads
 
 
 class Sleeper(Protocol):
