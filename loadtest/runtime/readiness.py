@@ -20,6 +20,7 @@ gevent's loop and :meth:`poll` does nothing: reads are stamped when the schedule
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 from collections.abc import Callable
 from typing import Any
@@ -46,12 +47,14 @@ class ReadReadiness:
 
     def __init__(self, *, use_epoll: bool = True) -> None:
         self.hub = gevent.get_hub()
+        self.pid = os.getpid()
         self._callbacks: dict[int, Callable[[], None]] = {}
         self._epoll = _original_epoll() if use_epoll else None
         self._watchers: dict[int, Any] = {}  # without epoll: one per socket
         if self._epoll is not None:
+            # active only while a socket is watched, as a watcher per socket would be: an
+            # idle process's event loop is not kept running by it
             self._watcher = self.hub.loop.io(self._epoll.fileno(), 1)
-            self._watcher.start(self.poll)
 
     @property
     def polls(self) -> bool:
@@ -68,6 +71,8 @@ class ReadReadiness:
             return
         with contextlib.suppress(FileExistsError):  # watched again after a pause
             self._epoll.register(fd, select.EPOLLIN)
+        if not self._callbacks:
+            self._watcher.start(self.poll)
         self._callbacks[fd] = callback
 
     def unwatch(self, fd: int, callback: Callable[[], None]) -> None:
@@ -83,6 +88,8 @@ class ReadReadiness:
         del self._callbacks[fd]
         with contextlib.suppress(OSError, ValueError):  # closed already: epoll dropped it
             self._epoll.unregister(fd)
+        if not self._callbacks:
+            self._watcher.stop()
 
     def poll(self) -> None:
         """Run the callback of every socket readable now; never waits."""
@@ -99,8 +106,13 @@ _readiness: ReadReadiness | None = None
 
 
 def read_readiness() -> ReadReadiness:
-    """This process's (this hub's) :class:`ReadReadiness`."""
+    """This process's (this hub's) :class:`ReadReadiness`. A forked child gets its own: an
+    epoll set shared with the parent would mix both processes' sockets."""
     global _readiness
-    if _readiness is None or _readiness.hub is not gevent.get_hub():
+    if (
+        _readiness is None
+        or _readiness.hub is not gevent.get_hub()
+        or _readiness.pid != os.getpid()
+    ):
         _readiness = ReadReadiness()
     return _readiness
