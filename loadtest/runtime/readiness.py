@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -99,7 +100,10 @@ class ReadReadiness:
         for fd, _ in self._epoll.poll(0, _MAX_EVENTS):
             callback = callbacks.get(fd)
             if callback is not None:
-                callback()
+                try:
+                    callback()
+                except Exception:  # reported as the hub would; the other sockets still run,
+                    self.hub.handle_error(callback, *sys.exc_info())  # and so does the caller
 
 
 _readiness: ReadReadiness | None = None

@@ -56,9 +56,10 @@ class FrameScheduler:
     order. A stream handed over is next due one frame later, never before the scheduler's own
     next wake-up, so it never needs waking early — except from idle (no streams). Lateness is
     still measured per frame (send instant − due instant): time spent serving other callers
-    first is counted, never hidden. After ~2 ms of back-to-back sending the scheduler yields
-    for one event-loop iteration (sockets polled), so inbound messages are read and stamped
-    promptly.
+    first is counted, never hidden. Inbound messages are read and stamped promptly meanwhile:
+    every 0.2 ms of back-to-back sending the scheduler runs ``poll_reads`` (the read
+    callbacks of the sockets readable now, without yielding), and every ~2 ms it yields for
+    one event-loop iteration.
     """
 
     def __init__(self, poll_reads: Callable[[], None] | None = None) -> None:

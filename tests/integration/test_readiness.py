@@ -3,6 +3,7 @@ and the transport receiving through it from a real WebSocket server, plain and o
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -70,6 +71,31 @@ def test_poll_reads_what_is_readable_without_the_event_loop() -> None:
     assert got == [b"x"]
     reader.close()
     writer.close()
+
+
+def test_a_failing_callback_is_reported_and_the_others_still_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    readiness = ReadReadiness()
+    pairs = [socket.socketpair() for _ in range(3)]
+    got: list[int] = []
+
+    def on_readable(index: int) -> None:
+        pairs[index][0].recv(64)
+        if index == 1:
+            raise RuntimeError("a bug in one call")
+        got.append(index)
+
+    for index, (reader, writer) in enumerate(pairs):
+        readiness.watch(reader.fileno(), functools.partial(on_readable, index))
+        writer.send(b"z")
+    _blocking_sleep(0.01)
+    readiness.poll()  # called by the frame scheduler: must return, not raise
+    assert sorted(got) == [0, 2]
+    assert "a bug in one call" in capsys.readouterr().err
+    for reader, writer in pairs:
+        reader.close()
+        writer.close()
 
 
 def test_a_descriptor_number_reused_by_a_new_socket_is_watched_for_the_new_one() -> None:
