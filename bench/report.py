@@ -75,7 +75,13 @@ def headline(results: Mapping[str, Any]) -> str:
     cap = results.get("capacity", {}).get("callers_per_core")
     accuracy = results.get("accuracy", {})
     parts = []
-    if cap is not None:
+    if not cap and _unjudged(results.get("capacity", {})):
+        parts.append(
+            "no capacity figure: the host took the worker's CPU (steal) in every step below the "
+            "first one that failed on its own, so none could be judged — re-run on a quieter "
+            "machine"
+        )
+    elif cap is not None:
         parts.append(
             f"one worker core carries **{cap} real-time callers** (frame lateness and receive "
             f"lag p99 ≤ {MAX_P99_MS:g} ms, frame rate within {RATE_TOLERANCE:.0%} of real time)"
@@ -242,7 +248,12 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
         f"and a step that fails with more than {MAX_STEAL_PERCENT:g} % stolen is not judged "
         "(it neither holds nor ends the count).",
         "",
-        f"**Capacity: {cap['callers_per_core']} callers per core.**{_bound_note(cap)}",
+        (
+            "**Capacity: no figure.**"
+            if not cap["callers_per_core"] and _unjudged(cap)
+            else f"**Capacity: {cap['callers_per_core']} callers per core.**"
+        )
+        + _bound_note(cap),
         "",
         *_table(
             [
@@ -270,7 +281,22 @@ def _gc(pauses: Mapping[str, Any] | None) -> str:
     return f"{pauses['passes'][2]} ({_f(pauses['max_ms'], 1)})"
 
 
+def _unjudged(cap: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The steps that failed while the host took the worker's CPU."""
+    return [s for s in cap.get("steps", []) if not step_judged(s)]
+
+
 def _bound_note(cap: Mapping[str, Any]) -> str:
+    unjudged = _unjudged(cap)
+    if not cap["callers_per_core"] and unjudged:
+        judged = len(cap["steps"]) - len(unjudged)
+        return (
+            f" No step held: {len(unjudged)} failed while the host took more than "
+            f"{MAX_STEAL_PERCENT:g} % of the worker's CPU (not judged)"
+            + (f" and {judged} failed on their own" if judged else "")
+            + ". This run says nothing about the worker's capacity; re-run `make bench` on a "
+            "quieter machine."
+        )
     failing = [s for s in cap["steps"] if not step_holds(s) and step_judged(s)]
     if failing and _agent_bound(failing[0]):
         return (

@@ -262,3 +262,16 @@ def test_a_step_failed_while_the_host_took_its_cpu_says_so_and_does_not_end_the_
     text = render_markdown(results)
     assert "| 3.3 | not judged (3.3 % of its CPU stolen) |" in text
     assert "more than 2 % stolen is not judged" in text
+
+
+def test_a_run_whose_every_step_was_stolen_from_says_it_has_no_capacity_figure() -> None:
+    results = _results()
+    for step in results["capacity"]["steps"]:
+        step.update(lateness_ms={"p50": 0.5, "p99": 30.0, "max": 60.0}, steal_percent=5.0)
+    results["capacity"]["callers_per_core"] = 0
+    text = render_markdown(results)
+    assert (
+        "**Capacity: no figure.** No step held: 3 failed while the host took more than 2 %" in text
+    )
+    assert "**0 real-time callers**" not in text
+    assert headline(results).startswith("No capacity figure: the host took the worker's CPU")
