@@ -155,7 +155,7 @@ class WebSocketTransport:
         self._read_watcher: Any = None  # waits of the close handshake
         self._write_watcher: Any = None  # the flusher's waits
         self._fd = -1
-        self._readiness: ReadReadiness | None = None  # set while receiving
+        self._readiness: ReadReadiness | None = None  # where start_receiving registered
         self._resume: Any = None  # TLS read that must write first: resumes reading
         self._on_messages: Callable[[int, list[str | bytes]], None] | None = None
         self._on_closed: Callable[[Closed], None] | None = None
