@@ -75,7 +75,7 @@ def headline(results: Mapping[str, Any]) -> str:
     cap = results.get("capacity", {}).get("callers_per_core")
     accuracy = results.get("accuracy", {})
     parts = []
-    if not cap and _unjudged(results.get("capacity", {})):
+    if _no_figure(results.get("capacity", {})):
         parts.append(
             "no capacity figure: the host took the worker's CPU (steal) in every step below the "
             "first one that failed on its own, so none could be judged — re-run on a quieter "
@@ -250,7 +250,7 @@ def _capacity(results: Mapping[str, Any]) -> list[str]:
         "",
         (
             "**Capacity: no figure.**"
-            if not cap["callers_per_core"] and _unjudged(cap)
+            if _no_figure(cap)
             else f"**Capacity: {cap['callers_per_core']} callers per core.**"
         )
         + _bound_note(cap),
@@ -281,14 +281,16 @@ def _gc(pauses: Mapping[str, Any] | None) -> str:
     return f"{pauses['passes'][2]} ({_f(pauses['max_ms'], 1)})"
 
 
-def _unjudged(cap: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The steps that failed while the host took the worker's CPU."""
-    return [s for s in cap.get("steps", []) if not step_judged(s)]
+def _no_figure(cap: Mapping[str, Any]) -> bool:
+    """No step held and the first could not be judged (a first step that failed on its own
+    is a figure: less than that step)."""
+    steps = cap.get("steps") or []
+    return not cap.get("callers_per_core") and bool(steps) and not step_judged(steps[0])
 
 
 def _bound_note(cap: Mapping[str, Any]) -> str:
-    unjudged = _unjudged(cap)
-    if not cap["callers_per_core"] and unjudged:
+    if _no_figure(cap):
+        unjudged = [s for s in cap["steps"] if not step_judged(s)]
         judged = len(cap["steps"]) - len(unjudged)
         return (
             f" No step held: {len(unjudged)} failed while the host took more than "

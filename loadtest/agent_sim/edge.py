@@ -50,6 +50,7 @@ class DirectConnection(ServerConnection):
         self._cutter: FrameCutter | None = None
         self._sink: Sink | None = None
         self._early: list[tuple[Message, int]] = []
+        self._reads: _Reads | None = None  # this loop's reads, once the connection is open
 
     def deliver_to(self, sink: Sink) -> None:
         """Send every data message from now on (and those already waiting) to ``sink``."""
@@ -60,10 +61,11 @@ class DirectConnection(ServerConnection):
                 try:
                     sink(message, rx_ns)
                 except Exception:
-                    self._handler_failed()
+                    self.handler_failed()
 
     def data_received(self, data: bytes) -> None:
-        if self._cutter is None:
+        reads = self._reads
+        if reads is None:
             protocol = self.protocol
             if protocol.state is not State.OPEN:  # the handshake: websockets' business
                 super().data_received(data)
@@ -72,7 +74,8 @@ class DirectConnection(ServerConnection):
             self._cutter = FrameCutter(
                 protocol.max_message_size, passthrough=bool(protocol.reader.buffer)
             )
-        _reads_of(self.loop).add(self, data, time.monotonic_ns())
+            reads = self._reads = _reads_of(self.loop)
+        reads.add(self, data, time.monotonic_ns())
 
     def eof_received(self) -> None:
         _reads_of(self.loop).handle()  # the data read before the end comes first
@@ -98,11 +101,11 @@ class DirectConnection(ServerConnection):
                 try:  # (inline, not a helper: this runs for every caller frame)
                     sink(item, rx_ns)
                 except Exception:
-                    self._handler_failed()
+                    self.handler_failed()
         if rest:
             super().data_received(rest)
 
-    def _handler_failed(self) -> None:
+    def handler_failed(self) -> None:
         """A bug in the call's logic must not take the server down: close this call (1011)."""
         log.exception("call handler failed on a message; closing with 1011")
         with contextlib.suppress(Exception):  # the call may have closed or aborted already
@@ -134,7 +137,10 @@ class _Reads:
     def handle(self) -> None:
         pending, self.pending = self.pending, []
         for connection, data, rx_ns in pending:
-            connection.take(data, rx_ns)
+            try:
+                connection.take(data, rx_ns)
+            except Exception:  # as asyncio would for a data_received that raised: this
+                connection.handler_failed()  # connection ends, the others' reads still count
 
 
 _reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Reads] = weakref.WeakKeyDictionary()

@@ -122,12 +122,12 @@ class FramePhases:
 
     A worker's callers fall due at their own phase of the frame period, and each scheduler
     wake-up serves the callers whose phase has passed since the last one. Random phases (what
-    real phones have) clump: at 20 callers per millisecond on average, the busiest
-    millisecond of a 20 ms period holds close to 30, and the callers served last in that batch
-    are late by the whole batch. Here the k-th call's phase is ``frac(k * 0.618…)`` of the
-    period: the phases of any run of consecutive calls cut the period into gaps of at most
-    three lengths (the three-gap theorem), so however calls come and go the load stays
-    nearly even. To the agent a call's phase is as arbitrary as before.
+    real phones have) clump: by chance some milliseconds of the period hold many more callers
+    than the average, and the callers served last in such a batch are late by all of it.
+    Here the k-th call's phase is ``frac(k * 0.618…)`` of the period: the phases of any run of
+    consecutive calls cut the period into gaps of at most three lengths (the three-gap
+    theorem), so however calls come and go the load stays nearly even. To the agent a call's
+    phase is as arbitrary as before.
     """
 
     def __init__(self) -> None:

@@ -12,7 +12,7 @@ import time
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from loadtest.agent_sim.edge import DirectConnection
+from loadtest.agent_sim.edge import DirectConnection, _Reads
 from loadtest.protocols.wsframes import Message
 
 pytestmark = [pytest.mark.integration]
@@ -76,3 +76,35 @@ def test_messages_readable_at_once_are_stamped_before_any_is_handled() -> None:
     assert len(stamps) == _CALLERS
     # handled one after the other, 3 ms each; read together: stamped within one handling
     assert max(stamps) - min(stamps) < _HANDLING_NS, [s - min(stamps) for s in stamps]
+
+
+class _Connection:
+    """What :class:`_Reads` calls on a connection: take the read, or fail the connection."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.broken = broken
+        self.taken: list[int] = []
+        self.failed = False
+
+    def take(self, data: bytes, rx_ns: int) -> None:
+        if self.broken:
+            raise RuntimeError("a bug in this call")
+        self.taken.append(rx_ns)
+
+    def handler_failed(self) -> None:
+        self.failed = True
+
+
+def test_a_read_that_fails_ends_its_connection_and_the_others_are_still_handled() -> None:
+    async def run() -> list[_Connection]:
+        reads = _Reads(asyncio.get_running_loop())
+        connections = [_Connection(), _Connection(broken=True), _Connection()]
+        for rx_ns, connection in enumerate(connections):
+            reads.add(connection, b"x", rx_ns)  # type: ignore[arg-type]
+        assert all(not c.taken for c in connections)  # stamped, not handled yet
+        await asyncio.sleep(0)  # the loop's next iteration
+        return connections
+
+    first, broken, last = asyncio.run(run())
+    assert (first.taken, last.taken) == ([0], [2])
+    assert broken.failed and not first.failed and not last.failed

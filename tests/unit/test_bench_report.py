@@ -275,3 +275,14 @@ def test_a_run_whose_every_step_was_stolen_from_says_it_has_no_capacity_figure()
     )
     assert "**0 real-time callers**" not in text
     assert headline(results).startswith("No capacity figure: the host took the worker's CPU")
+
+
+def test_a_first_step_that_failed_on_its_own_is_a_figure_even_if_later_ones_were_stolen() -> None:
+    results = _results()
+    steps = results["capacity"]["steps"]
+    steps[0].update(lateness_ms={"p50": 0.5, "p99": 30.0, "max": 60.0})  # no steal: judged
+    for step in steps[1:]:
+        step.update(lateness_ms={"p50": 0.5, "p99": 30.0, "max": 60.0}, steal_percent=5.0)
+    results["capacity"]["callers_per_core"] = 0
+    assert "**Capacity: 0 callers per core.**" in render_markdown(results)
+    assert "No capacity figure" not in headline(results)
