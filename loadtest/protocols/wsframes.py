@@ -70,6 +70,13 @@ class Closed(Exception):
     def __str__(self) -> str:
         return f"closed {self.code} {self.reason}".strip()
 
+    def detached(self) -> Closed:
+        """The same error without traceback, cause or context: the one to store or raise
+        again. A caught exception holds the frames it passed through (and, through the
+        chained socket error, the frames below them), their locals among them the object
+        that would store it: a reference cycle that keeps a finished call alive."""
+        return Closed(self.code, self.reason, self.protocol_error)
+
 
 # ---------------------------------------------------------------------- caller side
 

@@ -190,7 +190,7 @@ class _Stream:
                     transport.send_nowait(message)
                 except Closed as exc:
                     self.count -= 1
-                    self.closed = exc.with_traceback(None)  # no frame -> self cycle
+                    self.closed = exc.detached()
                     conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
                     break
                 sent = self.last_sent = time.monotonic_ns()
@@ -233,7 +233,7 @@ class _Stream:
             try:
                 self.transport.send_nowait(protocol.mark_echo(name, self.count, stream))
             except Closed as exc:
-                self.closed = exc.with_traceback(None)
+                self.closed = exc.detached()
                 self.conversation.closed(time.monotonic_ns(), exc.code, exc.reason)
                 return
             stream.echoes += 1
@@ -373,7 +373,7 @@ class CallDriver:
             stream = self.open_stream(transport, conversation, connect_started)
             scheduler.run(stream)
             if stream.closed is not None:  # a copy: the stored one would tie this frame to it
-                raise Closed(stream.closed.code, stream.closed.reason)
+                raise stream.closed.detached()
             protocol, call = self.library.protocol, _Call(transport.call_id, self.library)
             for message in protocol.close_messages(call, stream.count, stream.call_stream):
                 transport.send(message)

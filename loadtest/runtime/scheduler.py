@@ -81,8 +81,11 @@ class FrameScheduler:
                 stream.done.wait()
             finally:
                 stream.done.set()  # killed while waiting (Locust stopping the user): drop it
-        if stream.error is not None:
-            raise stream.error
+        # Raised, not kept: its traceback holds frames that hold the stream, so a stream that
+        # kept it would be a reference cycle.
+        error, stream.error = stream.error, None
+        if error is not None:
+            raise error
 
     def _loop(self) -> None:
         heap, idle, poll_reads = self._heap, self._idle, self._poll_reads

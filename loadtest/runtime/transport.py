@@ -85,13 +85,6 @@ _READ_BYTES = 32768  # one read per readiness event: bounds the work done in one
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
-def _fresh(closed: Closed) -> Closed:
-    """A copy of a stored error to raise: raising the stored one would tie its traceback (the
-    raising frames, this transport among their locals) to the transport, a cycle that keeps
-    a finished call alive until a full collection."""
-    return Closed(closed.code, closed.reason)
-
-
 class ConnectFailed(Exception):
     """The upgrade did not complete. ``error`` is a stable name for the failure event."""
 
@@ -239,13 +232,13 @@ class WebSocketTransport:
         if self._flusher is not None:
             self._flusher.join()
             if self._broken is not None:
-                raise _fresh(self._broken)
+                raise self._broken.detached()
 
     def _write(self, frame: bytes) -> None:
         send = self._send_raw
         if send is None or self._backlog:
             if self._broken is not None:
-                raise _fresh(self._broken)
+                raise self._broken.detached()
             if send is None:
                 raise Closed(1006, "not connected")
             self._backlog.append(frame)
@@ -257,7 +250,7 @@ class WebSocketTransport:
         except OSError as exc:
             self._broken = Closed(1006, f"send failed: {exc}")
             self._send_raw = None
-            raise _fresh(self._broken) from exc
+            raise self._broken.detached() from exc
         if sent < len(frame):
             # TLS: a retried write must start with the same bytes, so the whole frame waits.
             self._backlog.append(frame if self._tls else frame[sent:])
@@ -330,7 +323,7 @@ class WebSocketTransport:
                 if messages and callback is not None:
                     callback(read_ns, messages)
                 if self._closed is not None:
-                    raise _fresh(self._closed)
+                    raise self._closed.detached()
                 if not (self._tls and self._sock.pending()):  # TLS: OpenSSL may hold more
                     return
         except Closed as exc:

@@ -95,5 +95,32 @@ def test_a_long_batch_reads_sockets_between_sends() -> None:
     assert polled.index("read") <= 2, polled
 
 
+class _Failing:
+    """A stream whose second serve raises: a bug in one call."""
+
+    def __init__(self) -> None:
+        self.serves = 0
+        self.done = Event()
+        self.error: BaseException | None = None
+
+    def serve(self) -> int | None:
+        self.serves += 1
+        if self.serves == 1:
+            return time.monotonic_ns()
+        raise ValueError("a bug in one call")
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self.done.set()
+
+
+def test_a_failing_stream_raises_in_its_caller_and_is_not_kept() -> None:
+    stream = _Failing()
+    with pytest.raises(ValueError, match="a bug in one call"):
+        FrameScheduler().run(stream)
+    # its traceback holds the scheduler's frame, which holds the stream: kept, a cycle
+    assert stream.error is None
+
+
 if __name__ == "__main__":
     print(json.dumps([_long_batch(poll=False), _long_batch(poll=True)]))
