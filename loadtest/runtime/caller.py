@@ -8,20 +8,24 @@ opening messages, starts the conversation at the call's phase of the frame perio
 the period instead of falling due together — a real phone's frame phase is arbitrary too)
 and then:
 
-* every inbound message is stamped with ``time.monotonic_ns()`` the moment the read returned,
-  in the socket's readiness callback (:meth:`WebSocketTransport.start_receiving`) — no
+* every inbound message is stamped with the instant it arrived — the kernel's receive stamp
+  where the transport has one (plain TCP on Linux), else the moment the read returned — in
+  the socket's readiness callback (:meth:`WebSocketTransport.start_receiving`) — no
   receiver greenlet, so no greenlet switch per message — and only queued there: the
   callback does as little as it can, because when many sockets turn readable in one
-  event-loop iteration each read waits for every callback before it, and the stamp is the
-  measurement;
+  event-loop iteration each read waits for every callback before it, and without a kernel
+  stamp the read instant is the measurement;
 * the per-worker :class:`~loadtest.runtime.scheduler.FrameScheduler` sends the frames: one
   greenlet keeps every caller's next deadline in a heap, sleeps until the earliest, and
   serves every caller that is due in that one wake-up — here :meth:`_Stream.serve`: first
-  the messages read since the last frame go to :meth:`Conversation.receive` with their read
-  instants (classification is cheap and never decodes audio), then ``frames_due``, one
-  non-blocking send of the pre-encoded frame, then ``sent`` with the instant the send
+  the messages read since the last frame go to :meth:`Conversation.receive` with their
+  arrival instants (classification is cheap and never decodes audio), then ``frames_due``,
+  one non-blocking send of the pre-encoded frame, then ``sent`` with the instant the send
   returned (the engine's call order, unchanged). The engine acts only in ``frames_due``, so
   it decides on exactly what it would have heard had each message been handled on arrival.
+  A message that arrived before this call's last ``frames_due`` or send but was read after
+  it is given that instant instead: the engine has decided as of then, and its time never
+  runs back.
 
 What the measurements mean for the run's numbers is decided in the core
 (:class:`~loadtest.conversation.tally.Tally`); they leave through a :class:`Sink` (the Locust
@@ -91,7 +95,7 @@ class Transport(Protocol):
 
     ``connect`` raises :class:`ConnectFailed`; after it, sends raise :class:`Closed` once the
     connection is gone. ``start_receiving`` delivers inbound messages from the event loop
-    with the instant each read returned; its callbacks must not block.
+    with the instant they arrived; its callbacks must not block.
     """
 
     call_id: str
@@ -136,7 +140,7 @@ class _Stream:
     __slots__ = (
         "call_stream", "classify", "closed", "conversation", "count", "done", "driver",
         "epoch_offset_ns", "error", "first_due", "frames", "inbox", "last_sent", "lateness",
-        "marks", "received", "start_ns", "tail", "tokens", "transport",
+        "marks", "received", "served_ns", "start_ns", "tail", "tokens", "transport",
     )  # fmt: skip
 
     def __init__(
@@ -157,7 +161,7 @@ class _Stream:
         self.lateness = driver.sink.stats.histograms["frame_lateness_ms"]
         self.epoch_offset_ns = time.time_ns() - time.monotonic_ns()
         self.start_ns = conversation.next_deadline_ns() or time.monotonic_ns()
-        self.count = self.first_due = self.last_sent = self.received = 0
+        self.count = self.first_due = self.last_sent = self.received = self.served_ns = 0
         self.classify = driver.library.protocol.classify
         self.tokens = (driver.settings.response_tokens, driver.settings.end_tokens)
         self.inbox: list[tuple[int, list[str | bytes]]] = []  # read, not yet heard
@@ -176,7 +180,8 @@ class _Stream:
         if not conversation.done:
             frames, tail, transport = self.frames, self.tail, self.transport
             stream = self.call_stream
-            for frame in conversation.frames_due(time.monotonic_ns()):
+            self.served_ns = now_ns = time.monotonic_ns()
+            for frame in conversation.frames_due(now_ns):
                 if frame.kind is FrameKind.UTTERANCE:
                     encoded = frames[frame.audio_key][frame.index]  # type: ignore[index]
                 else:
@@ -206,18 +211,23 @@ class _Stream:
             self.done.set()
         return deadline
 
-    def take(self, read_ns: int, messages: list[str | bytes]) -> None:
-        """Messages just read at ``read_ns`` (the readiness callback): queued, not handled."""
+    def take(self, arrived_ns: int, messages: list[str | bytes]) -> None:
+        """Messages just read, which arrived at ``arrived_ns`` (the readiness callback):
+        queued, not handled."""
         self.received += len(messages)
-        self.inbox.append((read_ns, messages))
+        self.inbox.append((arrived_ns, messages))
 
     def hear(self) -> None:
         """Hand the messages read so far to the conversation, oldest first, each with the
-        instant it was read."""
+        instant it arrived — or the engine's last instant, if that is later (see the module's
+        docstring)."""
         inbox, self.inbox = self.inbox, []
         classify, tokens, marks = self.classify, self.tokens, self.marks
         receive = self.conversation.receive
+        floor_ns = max(self.served_ns, self.last_sent)
         for read_ns, messages in inbox:
+            if read_ns < floor_ns:
+                read_ns = floor_ns
             for message in messages:
                 inbound = classify(message, *tokens)
                 receive(inbound, read_ns)

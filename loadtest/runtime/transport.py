@@ -18,9 +18,15 @@ message). Here:
   (:meth:`WebSocketTransport.start_receiving`) runs when it is readable, from gevent's hub
   or from the frame scheduler between two sends (:mod:`loadtest.runtime.readiness`): one
   ``recv`` of up to 32 KiB, every complete frame in it parsed (:func:`parse_frames`, a pure
-  function), the messages handed over with the instant the read returned — no greenlet
-  switch, watcher start/stop or failed ``recv`` per message. Pings are answered, fragmented messages
+  function), the messages handed over with the instant they arrived — no greenlet switch,
+  watcher start/stop or failed ``recv`` per message. Pings are answered, fragmented messages
   reassembled, a close frame is echoed and reported after the messages that preceded it.
+* **arrival stamps**: on Linux over plain TCP the read is a ``recvmsg`` that also returns the
+  kernel's receive timestamp (``SO_TIMESTAMPNS``) of the last segment it took, so a read
+  that a busy worker makes late still carries the instant the data arrived: the caller's
+  half of a TTFB or barge-in measurement does not grow with the load. Several messages in
+  one read share the stamp of the last one. Over TLS (the SSL object has no ``recvmsg``)
+  and elsewhere, the stamp is the instant the read returned.
   Text is checked as UTF-8 by ``bytes.decode`` (C speed; websocket-client's pure-Python
   validator is the receive trap that starves the senders, hence ``skip_utf8_validation``).
 * **strict**: what RFC 6455 says a client must fail the connection for — a reserved opcode,
@@ -41,6 +47,7 @@ import contextlib
 import socket
 import ssl
 import struct
+import sys
 import time
 import uuid
 from collections import deque
@@ -82,7 +89,27 @@ def _violation(code: int, reason: str) -> Closed:
 
 
 _READ_BYTES = 32768  # one read per readiness event: bounds the work done in one callback
+# Linux's SO_TIMESTAMPNS (asm-generic), which Python's socket module does not name
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
+_TIMESPEC = struct.Struct("@qq")
+_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+# An arrival stamp further back than this is not believed (the wall clock, which the kernel
+# stamps with, was stepped): the read instant stands instead.
+_MAX_WAIT_NS = 1_000_000_000
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _arrival_ns(ancillary: list[Any]) -> int:
+    """When a read's data arrived, on the monotonic clock: the kernel's stamp (wall clock)
+    moved back by how long ago it was, or now if the read carries none."""
+    read_ns = time.monotonic_ns()
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            waited_ns: int = time.time_ns() - (seconds * 1_000_000_000 + nanoseconds)
+            if 0 < waited_ns < _MAX_WAIT_NS:
+                return read_ns - waited_ns
+    return read_ns
 
 
 class ConnectFailed(Exception):
@@ -164,6 +191,8 @@ class WebSocketTransport:
         self._broken: Closed | None = None  # a send failed: the connection is gone
         self._send_raw: Callable[[bytes], int] | None = None  # None: not writable (any more)
         self._recv_raw: Callable[[int], bytes] | None = None
+        self._recvmsg: Callable[[int, int], tuple[bytes, list[Any], int, Any]] | None = None
+        self.arrived_ns = 0  # when the data of the last read arrived (monotonic clock)
         self._max_bytes = settings.ws_max_message_bytes
         self._failed = False  # the peer broke the protocol: the connection was failed
 
@@ -204,9 +233,15 @@ class WebSocketTransport:
         self._tls = hasattr(sock, "pending")
         # Plain TCP: the OS socket under gevent's wrapper (non-blocking already; what gevent's
         # own servers use), one Python call less per frame. TLS goes through the SSL object.
-        raw = getattr(sock, "_sock", None)
-        self._send_raw = sock.send if self._tls or raw is None else raw.send
-        self._recv_raw = sock.recv if self._tls or raw is None else raw.recv
+        plain = None if self._tls else getattr(sock, "_sock", sock)
+        self._send_raw = sock.send if plain is None else plain.send
+        self._recv_raw = sock.recv if plain is None else plain.recv
+        if plain is not None and _SO_TIMESTAMPNS is not None and _STAMP_SPACE:
+            try:
+                plain.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                self._recvmsg = plain.recvmsg
+            except OSError:  # the kernel does not stamp: reads are stamped when they return
+                self._recvmsg = None
         self._read_watcher = loop.io(sock.fileno(), 1)
         self._write_watcher = loop.io(sock.fileno(), 2)
         self._fd = sock.fileno()
@@ -290,8 +325,9 @@ class WebSocketTransport:
     ) -> None:
         """Deliver every inbound data message from now on, straight from the event loop.
 
-        ``on_messages(read_ns, messages)`` gets the instant the read returned
-        (``time.monotonic_ns()``) and the messages it completed, oldest first (text as ``str``,
+        ``on_messages(arrived_ns, messages)`` gets the instant the read's data arrived (on
+        the ``time.monotonic_ns()`` clock; see the module's docstring on arrival stamps) and
+        the messages it completed, oldest first (text as ``str``,
         never UTF-8-validated; binary as ``bytes``); pings are answered here. ``on_closed``
         runs once with the peer's close code (after the messages that preceded the close
         frame; the close is echoed) or 1006 when the socket dropped; ``on_error`` once if a
@@ -317,11 +353,10 @@ class WebSocketTransport:
                 data = self._recv_nowait()
                 if data is None:
                     return
-                read_ns = time.monotonic_ns()
                 messages = self._messages(data)
                 callback = self._on_messages
                 if messages and callback is not None:
-                    callback(read_ns, messages)
+                    callback(self.arrived_ns, messages)
                 if self._closed is not None:
                     raise self._closed.detached()
                 if not (self._tls and self._sock.pending()):  # TLS: OpenSSL may hold more
@@ -338,12 +373,19 @@ class WebSocketTransport:
                 self._on_error(exc)
 
     def _recv_nowait(self) -> bytes | None:
-        """One read: the bytes, ``None`` if there are none yet; raises :class:`Closed`."""
+        """One read: the bytes (:attr:`arrived_ns`: when they arrived), ``None`` if there are
+        none yet; raises :class:`Closed`."""
         recv = self._recv_raw
         if recv is None:
             raise Closed(1006, "not connected")
         try:
-            data = recv(_READ_BYTES)
+            recvmsg = self._recvmsg
+            if recvmsg is None:
+                data = recv(_READ_BYTES)
+                self.arrived_ns = time.monotonic_ns()
+            else:
+                data, ancillary, _, _ = recvmsg(_READ_BYTES, _STAMP_SPACE)
+                self.arrived_ns = _arrival_ns(ancillary)
         except ssl.SSLWantWriteError:  # TLS needs to write first: resume when writable
             if self._readiness is not None:
                 self._readiness.unwatch(self._fd, self._on_readable)
@@ -448,7 +490,7 @@ class WebSocketTransport:
         except Exception:  # closing a dead socket is not an error
             pass
         finally:
-            self._sock = self._send_raw = self._recv_raw = None
+            self._sock = self._send_raw = self._recv_raw = self._recvmsg = None
             self._on_closed = self._on_error = None  # the call's callbacks: no cycle left
             if self._flusher is not None:
                 self._flusher.kill(block=False)

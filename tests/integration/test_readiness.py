@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -193,3 +194,29 @@ def test_the_transport_receives_whole_messages_through_the_readiness(
     assert messages == ["hihihi", bytes(range(256)) * 400, "yoyoyo", bytes(range(256)) * 400]
     transport.close()
     assert ended == []
+
+
+def test_a_late_read_carries_the_instant_its_data_arrived(server: tuple[str, str]) -> None:
+    url, ca = server
+    transport = WebSocketTransport(parse_settings({"WS_URL": url, "WS_CA_BUNDLE": ca or None}))
+    transport.connect(url, 5)
+    stamps: list[int] = []
+    heard = Event()
+
+    def on_messages(arrived_ns: int, batch: list[str | bytes]) -> None:
+        stamps.append(arrived_ns)
+        heard.set()
+
+    transport.start_receiving(on_messages, print, print)
+    transport.send_nowait("hi")
+    # the answer reaches the socket while the event loop cannot run: it is read 200 ms late
+    select = monkey.get_original("select", "select")
+    assert select([transport._fd], [], [], 5)[0]
+    readable_ns = time.monotonic_ns()
+    _blocking_sleep(0.2)
+    assert heard.wait(5)
+    transport.close()
+    if url.startswith("ws:"):  # the kernel's receive stamp: when it arrived, not when read
+        assert stamps[0] - readable_ns < 100_000_000, (stamps[0] - readable_ns) / 1e6
+    else:  # TLS reads have none: the instant the read returned
+        assert stamps[0] - readable_ns >= 200_000_000, (stamps[0] - readable_ns) / 1e6
