@@ -44,6 +44,7 @@ from loadtest.errors import ConfigError, LoadtestError
 from loadtest.metrics.compare_cli import add_baseline_arguments, apply_baseline, load_baseline
 from loadtest.metrics.report_cli import check_reports_dir, write_report
 from loadtest.procutil import free_port, spawn_child, stop_processes
+from loadtest.runtime.library import AudioLibrary
 from loadtest.runtime.probe import PROBED_ENV, cache_rate, probe
 from loadtest.settings import SETTINGS, parse_settings
 
@@ -258,6 +259,16 @@ def _finish_report(summary: str, since: float) -> str | None:
         return None
 
 
+def _locust_host(locust_args: str) -> str | None:
+    """The target Locust itself would find: ``--host`` in ``--locust-args``, ``LOCUST_HOST``
+    or a Locust config file (``locust.conf``, ``--config``…)."""
+    from locust.argument_parser import get_parser
+
+    options, _ = get_parser().parse_known_args(shlex.split(locust_args))
+    host: str | None = options.host
+    return host
+
+
 def _locust_load(args: argparse.Namespace) -> list[str]:
     """``-u/-r/-t`` for the master: only those given on this command line."""
     given = (("-u", args.users), ("-r", args.spawn_rate), ("-t", args.run_time))
@@ -272,10 +283,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--spawn-rate must be > 0")
     baseline = load_baseline(args)  # checked now: a bad file or rule must not cost a run
     env = knob_environment(args, dict(os.environ))
-    reports, summary, csv, html = _reports_paths(args)
     settings = parse_settings(env)  # a bad setting stops the run before any process starts
-    if settings.pcm_dir.is_dir():  # (a missing cache is the workers' one-line error)
-        print(f"audio: {describe_cache(settings.pcm_dir).line()}", flush=True)
+    AudioLibrary.load(settings)  # so does an audio cache the workers could not use
+    print(f"audio: {describe_cache(settings.pcm_dir).line()}", flush=True)
+    if not (args.with_agent or settings.ws_url or _locust_host(args.locust_args)):
+        raise ConfigError(
+            "no target: set WS_URL, pass --ws-url ws://HOST/PATH, or --with-agent for the "
+            "reference agent"
+        )
+    reports, summary, csv, html = _reports_paths(args)
     started = time.time() - 1.0  # file times may be coarser than the clock
     children: list[subprocess.Popen[bytes]] = []
     master_process: subprocess.Popen[bytes] | None = None
@@ -291,8 +307,8 @@ def run(args: argparse.Namespace) -> int:
             if settings.ws_url and settings.probe:
                 probe(settings, cache_rate(settings.pcm_dir))
                 env[PROBED_ENV] = "1"  # placed here: the master must not probe again
-            # else the target can only be in a Locust config file: the master finds it (or
-            # says there is none) and probes it.
+            # else the target is in Locust's own options (a config file, --locust-args):
+            # the master finds it and probes it.
             port = free_port()
             master = [
                 sys.executable, "-m", "loadtest.runtime.locust_main", "--master", "--headless",

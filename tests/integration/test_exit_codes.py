@@ -34,6 +34,7 @@ def _cli(
     [
         (["run", "--chunk-ms", "25", "--with-agent"], "CHUNK_MS='25' is invalid"),
         (["run", "--users", "0", "--with-agent"], "--users must be >= 1"),
+        (["run", "--with-agent"], "audio cache folder not found"),
         (["locust", "--headless", "--chunk-ms", "25"], "CHUNK_MS='25' is invalid"),
         # Locust's own set-up error (Locust exits 1 for it): not judged, so 2.
         (["locust", "--headless", "--autoquit", "3"], "--autoquit is only meaningful"),
@@ -53,6 +54,16 @@ def test_configuration_errors_exit_2_on_every_entry_point(
     done = _cli(*args, cwd=tmp_path)
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert message in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_run_with_no_target_stops_before_any_process_starts(
+    tmp_path: Path, espeak_cache_dir: Path
+) -> None:
+    done = _cli("run", "-t", "5s", "--pcm-dir", str(espeak_cache_dir), cwd=tmp_path)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "no target: set WS_URL" in done.stderr and "Traceback" not in done.stderr
+    assert "Locust" not in done.stdout + done.stderr  # no master, no workers
+    assert not (tmp_path / "reports").exists()  # and no empty reports folder left behind
 
 
 @pytest.mark.parametrize(
