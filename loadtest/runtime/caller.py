@@ -23,9 +23,9 @@ and then:
   one non-blocking send of the pre-encoded frame, then ``sent`` with the instant the send
   returned (the engine's call order, unchanged). The engine acts only in ``frames_due``, so
   it decides on exactly what it would have heard had each message been handled on arrival.
-  A message that arrived before this call's last ``frames_due`` or send but was read after
-  it is given that instant instead: the engine has decided as of then, and its time never
-  runs back.
+  A message that arrived before the conversation's start, or before this call's last
+  ``frames_due`` or send but was read after it, is given that instant instead: the engine
+  has decided as of then, and its time never runs back.
 
 What the measurements mean for the run's numbers is decided in the core
 (:class:`~loadtest.conversation.tally.Tally`); they leave through a :class:`Sink` (the Locust
@@ -161,7 +161,9 @@ class _Stream:
         self.lateness = driver.sink.stats.histograms["frame_lateness_ms"]
         self.epoch_offset_ns = time.time_ns() - time.monotonic_ns()
         self.start_ns = conversation.next_deadline_ns() or time.monotonic_ns()
-        self.count = self.first_due = self.last_sent = self.received = self.served_ns = 0
+        self.count = self.first_due = self.last_sent = self.received = 0
+        # the engine's latest instant: a message that arrived earlier is heard then (hear)
+        self.served_ns = self.start_ns
         self.classify = driver.library.protocol.classify
         self.tokens = (driver.settings.response_tokens, driver.settings.end_tokens)
         self.inbox: list[tuple[int, list[str | bytes]]] = []  # read, not yet heard

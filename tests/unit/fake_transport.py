@@ -49,6 +49,7 @@ class Agent:
     close_code: int = 1011
     hang_up_after_answer: bool = False  # close with close_code right after the first answer
     after_first_answer: Callable[[], None] | None = None  # runs right after it was delivered
+    stamped_early_ms: float = 0.0  # answers carry an arrival stamp this long before delivery
     transports: list[FakeTransport] = field(default_factory=list)
 
     def connect(self, transport: FakeTransport) -> None:
@@ -66,7 +67,7 @@ class Agent:
 
     def _answer(self, transport: FakeTransport) -> None:
         for _ in range(self.answer_frames):
-            transport.deliver([AGENT_FRAME])
+            transport.deliver([AGENT_FRAME], early_ms=self.stamped_early_ms)
             if self.after_first_answer is not None:
                 self.after_first_answer()
                 self.after_first_answer = None
@@ -122,11 +123,12 @@ class FakeTransport:
     def later(self, delay_s: float, action: Callable[[], None]) -> None:
         self._greenlets.append(gevent.spawn_later(delay_s, action))
 
-    def deliver(self, messages: list[str | bytes]) -> None:
-        """Messages from the agent, stamped now, as the readiness callback hands them over."""
+    def deliver(self, messages: list[str | bytes], early_ms: float = 0.0) -> None:
+        """Messages from the agent, as the readiness callback hands them over: stamped now, or
+        ``early_ms`` before (a kernel arrival stamp of data read late)."""
         if self._on_messages is not None and self._gone is None:
             self.delivered += len(messages)
-            self._on_messages(time.monotonic_ns(), messages)
+            self._on_messages(time.monotonic_ns() - int(early_ms * 1e6), messages)
 
     def drop(self, closed: Closed) -> None:
         """The agent ends the call: sends fail from now on, the driver hears the close."""

@@ -103,6 +103,20 @@ def test_a_call_streams_every_frame_in_order_on_time_and_measures_the_answers() 
     assert stats.errors == {}
 
 
+def test_a_message_stamped_before_the_calls_last_send_is_heard_at_that_send() -> None:
+    # Answers whose arrival stamps lie before the end of speech (data read long after it
+    # arrived): the engine has already sent the EOS frame and acted on it, so they count
+    # from then on — an answer, not talk-over that would leave the turn unanswered.
+    agent = Agent(EOS_MARKERS, answer_after_ms=300, answer_frames=5, stamped_early_ms=5000)
+    sink, _ = _call(agent)
+    names = [(name, error) for name, _, error in sink.samples]
+    assert names == [("connect", None), ("ttfb", None), ("turn", None),
+                     ("ttfb", None), ("turn", None)]  # fmt: skip
+    ttfbs = [value for name, value, _ in sink.samples if name == "ttfb"]
+    assert all(295 <= v <= 500 for v in ttfbs), ttfbs  # from the EOS frame to its answer
+    assert sink.stats.histograms["ttfb_ms"].count == 2
+
+
 def test_refused_connects_are_retried_with_backoff_and_counted() -> None:
     sink, made = _call(Agent(EOS_MARKERS, refuse=2))
     assert len(made) == 3 and [t.sent != [] for t in made] == [False, False, True]
