@@ -336,8 +336,9 @@ def _accuracy(results: Mapping[str, Any]) -> list[str]:
         "host, matched per connection id and turn. Error = harness − truth, where the truth "
         "is the agent's first reply frame written − last speech frame read (TTFB) and "
         "StopAudio written − first barge speech frame read (barge-in). The error is the "
-        "loopback transit both ways, i.e. how late each side read what the other wrote — the "
-        "two halves are shown for TTFB. A turn counts in the step whose window holds the "
+        "loopback transit both ways plus how late each side stamps what it receives: the "
+        "callers take the kernel's arrival stamp of each read (plain TCP on Linux), the agent "
+        "stamps a read when its event loop makes it — the two halves are shown for TTFB. A turn counts in the step whose window holds the "
         "whole measurement — end of speech to the first reply frame read (barge-in: first "
         "barge speech frame to StopAudio read); one that straddles the window's end finished "
         "while the next step's callers were connecting, a load that is not its step's.",
