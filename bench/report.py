@@ -339,9 +339,10 @@ def _accuracy(results: Mapping[str, Any]) -> list[str]:
         "StopAudio written − first barge speech frame read (barge-in). The error is the "
         "loopback transit both ways plus how late each side stamps what it receives: the "
         "callers take the kernel's arrival stamp of each read (plain TCP on Linux), the agent "
-        "stamps a read when its event loop makes it — the two halves are shown for TTFB. A turn counts in the step whose window holds the "
-        "whole measurement — end of speech to the first reply frame read (barge-in: first "
-        "barge speech frame to StopAudio read); one that straddles the window's end finished "
+        "stamps a read when its event loop makes it — the two halves are shown for TTFB. "
+        "A turn counts in the step whose window holds the whole measurement — end of speech "
+        "to the first reply frame read (barge-in: first barge speech frame to StopAudio "
+        "read); one that straddles the window's end finished "
         "while the next step's callers were connecting, a load that is not its step's.",
         "",
         *_table(

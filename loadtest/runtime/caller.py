@@ -227,14 +227,14 @@ class _Stream:
         classify, tokens, marks = self.classify, self.tokens, self.marks
         receive = self.conversation.receive
         floor_ns = max(self.served_ns, self.last_sent)
-        for read_ns, messages in inbox:
-            if read_ns < floor_ns:
-                read_ns = floor_ns
+        for arrived_ns, messages in inbox:
+            if arrived_ns < floor_ns:
+                arrived_ns = floor_ns
             for message in messages:
                 inbound = classify(message, *tokens)
-                receive(inbound, read_ns)
+                receive(inbound, arrived_ns)
                 if marks is not None:
-                    marks.heard(inbound, read_ns)
+                    marks.heard(inbound, arrived_ns)
 
     def _echo_marks(self) -> None:
         """Echo the agent's marks whose audio the caller has heard by now (Twilio). Checked
