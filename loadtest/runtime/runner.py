@@ -285,13 +285,13 @@ def run(args: argparse.Namespace) -> int:
     env = knob_environment(args, dict(os.environ))
     settings = parse_settings(env)  # a bad setting stops the run before any process starts
     AudioLibrary.load(settings)  # so does an audio cache the workers could not use
-    print(f"audio: {describe_cache(settings.pcm_dir).line()}", flush=True)
     if not (args.with_agent or settings.ws_url or _locust_host(args.locust_args)):
         raise ConfigError(
             "no target: set WS_URL, pass --ws-url ws://HOST/PATH, or --with-agent for the "
             "reference agent"
         )
     reports, summary, csv, html = _reports_paths(args)
+    print(f"audio: {describe_cache(settings.pcm_dir).line()}", flush=True)
     started = time.time() - 1.0  # file times may be coarser than the clock
     children: list[subprocess.Popen[bytes]] = []
     master_process: subprocess.Popen[bytes] | None = None
