@@ -33,7 +33,8 @@ from loadtest.procutil import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-KNOBS = ("--barge-in-rate", "0.5", "--greeting", "off", "--seed", "11")
+# Every turn after the first barges in: a 15 s run then holds several barge-ins, not one
+KNOBS = ("--barge-in-rate", "1", "--greeting", "off", "--seed", "11")
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,7 @@ def test_zipped_audio_is_reassembled_on_the_engine(
     folder = tmp_path / "alt"
     request = ExportRequest(
         ws_url=agent_url, allow_insecure_url=True, users=4, spawn_rate=4, duration="15s",
-        knobs={"BARGE_IN_RATE": "0.5", "GREETING": "off", "SEED": "11"},
+        knobs={"BARGE_IN_RATE": "1", "GREETING": "off", "SEED": "11"},
     )  # fmt: skip
     # ~0.9 MB of audio over 0.5 MB per file: two ZIPs; the harness archive (~0.3 MB) fits.
     result = export_test(request, folder, pcm_dir=espeak_cache_dir,
