@@ -39,7 +39,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from loadtest.audio.cache import describe_cache
 from loadtest.errors import ConfigError, LoadtestError
 from loadtest.metrics.compare_cli import add_baseline_arguments, apply_baseline, load_baseline
 from loadtest.metrics.report_cli import check_reports_dir, write_report
@@ -259,12 +258,20 @@ def _finish_report(summary: str, since: float) -> str | None:
         return None
 
 
-def _locust_host(locust_args: str) -> str | None:
+def _locust_arguments(args: argparse.Namespace) -> list[str]:
+    """``--locust-args`` split as a shell would."""
+    try:
+        return shlex.split(args.locust_args)
+    except ValueError as exc:
+        raise ConfigError(f"--locust-args {args.locust_args!r}: {exc}") from None
+
+
+def _locust_host(locust_args: list[str]) -> str | None:
     """The target Locust itself would find: ``--host`` in ``--locust-args``, ``LOCUST_HOST``
     or a Locust config file (``locust.conf``, ``--config``…)."""
     from locust.argument_parser import get_parser
 
-    options, _ = get_parser().parse_known_args(shlex.split(locust_args))
+    options, _ = get_parser().parse_known_args(locust_args)
     host: str | None = options.host
     return host
 
@@ -283,15 +290,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--spawn-rate must be > 0")
     baseline = load_baseline(args)  # checked now: a bad file or rule must not cost a run
     env = knob_environment(args, dict(os.environ))
+    locust_args = _locust_arguments(args)
     settings = parse_settings(env)  # a bad setting stops the run before any process starts
-    AudioLibrary.load(settings)  # so does an audio cache the workers could not use
-    if not (args.with_agent or settings.ws_url or _locust_host(args.locust_args)):
+    audio = AudioLibrary.load(settings).cache  # so does an audio cache the workers can't use
+    if not (args.with_agent or settings.ws_url or _locust_host(locust_args)):
         raise ConfigError(
             "no target: set WS_URL, pass --ws-url ws://HOST/PATH, or --with-agent for the "
             "reference agent"
         )
     reports, summary, csv, html = _reports_paths(args)
-    print(f"audio: {describe_cache(settings.pcm_dir).line()}", flush=True)
+    if audio is not None:
+        print(f"audio: {audio.line()}", flush=True)
     started = time.time() - 1.0  # file times may be coarser than the clock
     children: list[subprocess.Popen[bytes]] = []
     master_process: subprocess.Popen[bytes] | None = None
@@ -320,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
                 *(["--host", settings.ws_url] if settings.ws_url else []),
                 "--metrics-port", str(args.metrics_port), "--metrics-host", "127.0.0.1",
                 *(["--slo-file", str(args.slo)] if args.slo else []),
-                *shlex.split(args.locust_args),
+                *locust_args,
             ]  # fmt: skip
             worker = [
                 sys.executable, "-m", "loadtest.runtime.locust_main", "--worker",

@@ -192,7 +192,7 @@ class WebSocketTransport:
         self._send_raw: Callable[[bytes], int] | None = None  # None: not writable (any more)
         self._recv_raw: Callable[[int], bytes] | None = None
         self._recvmsg: Callable[[int, int], tuple[bytes, list[Any], int, Any]] | None = None
-        self.arrived_ns = 0  # when the data of the last read arrived (monotonic clock)
+        self._arrived_ns = 0  # when the data of the last read arrived (monotonic clock)
         self._max_bytes = settings.ws_max_message_bytes
         self._failed = False  # the peer broke the protocol: the connection was failed
 
@@ -356,7 +356,7 @@ class WebSocketTransport:
                 messages = self._messages(data)
                 callback = self._on_messages
                 if messages and callback is not None:
-                    callback(self.arrived_ns, messages)
+                    callback(self._arrived_ns, messages)
                 if self._closed is not None:
                     raise self._closed.detached()
                 if not (self._tls and self._sock.pending()):  # TLS: OpenSSL may hold more
@@ -373,7 +373,7 @@ class WebSocketTransport:
                 self._on_error(exc)
 
     def _recv_nowait(self) -> bytes | None:
-        """One read: the bytes (:attr:`arrived_ns`: when they arrived), ``None`` if there are
+        """One read: the bytes (``_arrived_ns``: when they arrived), ``None`` if there are
         none yet; raises :class:`Closed`."""
         recv = self._recv_raw
         if recv is None:
@@ -382,10 +382,10 @@ class WebSocketTransport:
             recvmsg = self._recvmsg
             if recvmsg is None:
                 data = recv(_READ_BYTES)
-                self.arrived_ns = time.monotonic_ns()
+                self._arrived_ns = time.monotonic_ns()
             else:
                 data, ancillary, _, _ = recvmsg(_READ_BYTES, _STAMP_SPACE)
-                self.arrived_ns = _arrival_ns(ancillary)
+                self._arrived_ns = _arrival_ns(ancillary)
         except ssl.SSLWantWriteError:  # TLS needs to write first: resume when writable
             if self._readiness is not None:
                 self._readiness.unwatch(self._fd, self._on_readable)

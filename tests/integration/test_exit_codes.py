@@ -34,7 +34,7 @@ def _cli(
     [
         (["run", "--chunk-ms", "25", "--with-agent"], "CHUNK_MS='25' is invalid"),
         (["run", "--users", "0", "--with-agent"], "--users must be >= 1"),
-        (["run", "--with-agent"], "audio cache folder not found"),
+        (["run", "--with-agent", "--locust-args", '"unclosed'], "No closing quotation"),
         (["locust", "--headless", "--chunk-ms", "25"], "CHUNK_MS='25' is invalid"),
         # Locust's own set-up error (Locust exits 1 for it): not judged, so 2.
         (["locust", "--headless", "--autoquit", "3"], "--autoquit is only meaningful"),
@@ -56,13 +56,18 @@ def test_configuration_errors_exit_2_on_every_entry_point(
     assert message in done.stdout + done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_run_with_no_target_stops_before_any_process_starts(
-    tmp_path: Path, espeak_cache_dir: Path
+@pytest.mark.parametrize("missing", ["target", "audio"])
+def test_a_run_that_cannot_work_stops_before_any_process_starts(
+    tmp_path: Path, espeak_cache_dir: Path, missing: str
 ) -> None:
-    done = _cli("run", "-t", "5s", "--pcm-dir", str(espeak_cache_dir), cwd=tmp_path)
+    if missing == "target":
+        args, message = ["--pcm-dir", str(espeak_cache_dir)], "no target: set WS_URL"
+    else:
+        args, message = ["--with-agent"], "audio_cache: audio cache folder not found"
+    done = _cli("run", "-t", "5s", *args, cwd=tmp_path)
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "no target: set WS_URL" in done.stderr and "Traceback" not in done.stderr
-    assert "Locust" not in done.stdout + done.stderr  # no master, no workers
+    assert done.stderr.strip().count("\n") == 0 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""  # no agent, master or worker
     assert not (tmp_path / "reports").exists()  # and no empty reports folder left behind
 
 

@@ -24,16 +24,27 @@ pytestmark = [pytest.mark.integration]
 _BUSY_NS = 500_000  # each caller's serve takes 0.5 ms of CPU
 
 
-class _Busy:
-    """A stream due once more ``delay_ns`` after it starts, whose second serve is slow."""
+class _Stream:
+    """What the scheduler needs of a stream besides :meth:`serve`."""
 
-    def __init__(self, order: list[str], due_ns: int, arrive: socket.socket) -> None:
-        self.order = order
-        self.arrive = arrive
-        self.due_ns = due_ns
+    def __init__(self) -> None:
         self.serves = 0
         self.done = Event()
         self.error: BaseException | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self.done.set()
+
+
+class _Busy(_Stream):
+    """A stream due once more ``delay_ns`` after it starts, whose second serve is slow."""
+
+    def __init__(self, order: list[str], due_ns: int, arrive: socket.socket) -> None:
+        super().__init__()
+        self.order = order
+        self.arrive = arrive
+        self.due_ns = due_ns
 
     def serve(self) -> int | None:
         self.serves += 1
@@ -47,10 +58,6 @@ class _Busy:
         self.order.append("serve")
         self.done.set()
         return None
-
-    def fail(self, exc: BaseException) -> None:
-        self.error = exc
-        self.done.set()
 
 
 def _long_batch(poll: bool) -> list[str]:
@@ -95,23 +102,14 @@ def test_a_long_batch_reads_sockets_between_sends() -> None:
     assert polled.index("read") <= 2, polled
 
 
-class _Failing:
+class _Failing(_Stream):
     """A stream whose second serve raises: a bug in one call."""
-
-    def __init__(self) -> None:
-        self.serves = 0
-        self.done = Event()
-        self.error: BaseException | None = None
 
     def serve(self) -> int | None:
         self.serves += 1
         if self.serves == 1:
             return time.monotonic_ns()
         raise ValueError("a bug in one call")
-
-    def fail(self, exc: BaseException) -> None:
-        self.error = exc
-        self.done.set()
 
 
 def test_a_failing_stream_raises_in_its_caller_and_is_not_kept() -> None:
