@@ -9,7 +9,7 @@ the period instead of falling due together — a real phone's frame phase is arb
 and then:
 
 * every inbound message is stamped with the instant it arrived — the kernel's receive stamp
-  where the transport has one (plain TCP on Linux), else the moment the read returned — in
+  where the transport has one (Linux), else the moment the read returned — in
   the socket's readiness callback (:meth:`WebSocketTransport.start_receiving`) — no
   receiver greenlet, so no greenlet switch per message — and only queued there: the
   callback does as little as it can, because when many sockets turn readable in one

@@ -25,8 +25,13 @@ message). Here:
   kernel's receive timestamp (``SO_TIMESTAMPNS``) of the last segment it took, so a read
   that a busy worker makes late still carries the instant the data arrived: the caller's
   half of a TTFB or barge-in measurement does not grow with the load. Several messages in
-  one read share the stamp of the last one. Over TLS (the SSL object has no ``recvmsg``)
-  and elsewhere, the stamp is the instant the read returned.
+  one read share the stamp of the last one. Over TLS the SSL object reads the socket itself
+  (it has no ``recvmsg``), so before each read the transport peeks at the OS socket under
+  it for the stamp of the segment that completes the TLS record that read will decrypt
+  (:class:`_RecordStamps`) — the same instant, one ``recvmsg(MSG_PEEK)`` more per read.
+  Segments that wait unread are merged by the kernel under the last one's stamp, so what is
+  read late together shares the latest arrival. Where the kernel gives no stamp (not
+  Linux), the stamp is the instant the read returned.
   Text is checked as UTF-8 by ``bytes.decode`` (C speed; websocket-client's pure-Python
   validator is the receive trap that starves the senders, hence ``skip_utf8_validation``).
 * **strict**: what RFC 6455 says a client must fail the connection for — a reserved opcode,
@@ -43,7 +48,9 @@ wait here yields cooperatively; the socket itself is non-blocking.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
+import functools
 import socket
 import ssl
 import struct
@@ -97,6 +104,13 @@ _STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE"
 # stamps with, was stepped): the read instant stands instead.
 _MAX_WAIT_NS = 1_000_000_000
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_OS_RECVMSG_INTO = _socket.socket.recvmsg_into
+# A TLS record (RFC 8446 §5.1, RFC 5246 §6.2): content type, version, 16-bit length, body.
+_TLS_HEADER = 5
+_TLS_TYPES = frozenset({20, 21, 22, 23})  # change_cipher_spec, alert, handshake, app data
+_TLS_RECORD_MAX = _TLS_HEADER + 16384 + 2048  # the largest record a peer may send
+# Where the peeks copy to: one for the process, as reads never interleave (one event loop).
+_peeked = memoryview(bytearray(_TLS_RECORD_MAX))
 
 
 def _arrival_ns(ancillary: list[Any]) -> int:
@@ -110,6 +124,53 @@ def _arrival_ns(ancillary: list[Any]) -> int:
             if 0 < waited_ns < _MAX_WAIT_NS:
                 return read_ns - waited_ns
     return read_ns
+
+
+class _RecordStamps:
+    """The kernel's arrival stamps of a TLS connection's records, whose SSL object reads the
+    socket itself: before each read, :meth:`stamp` peeks at the OS socket under it
+    (``MSG_PEEK``: nothing is taken) for the stamp of the segment that completes the record
+    the read will decrypt.
+
+    OpenSSL takes one record per read (Python leaves its read-ahead off): a whole one — whose
+    plaintext it may hand over in parts (``pending``) — or, when only part of it has arrived,
+    what there is, which it keeps until the rest comes. So the socket's bytes start at a
+    record's header (``missing`` 0), or ``missing`` bytes before the end of the record
+    OpenSSL holds part of. Where that is unknown (a split header, bytes that are no header),
+    the stamp is of the last segment there, until a read returns data again.
+    """
+
+    __slots__ = ("missing", "peek")
+
+    def __init__(self, peek: Callable[..., tuple[int, list[Any], int, Any]]) -> None:
+        self.peek = peek  # the OS socket's recvmsg_into
+        self.missing = 0  # bytes that complete OpenSSL's partial record; 0: none; -1: unknown
+
+    def stamp(self) -> int:
+        """When the record that the next read takes arrived (monotonic clock), or now; also
+        what the read leaves missing if it returns no data."""
+        missing, peek = self.missing, self.peek
+        try:
+            if missing > 0:
+                size, ancillary, _, _ = peek([_peeked[:missing]], _STAMP_SPACE, socket.MSG_PEEK)
+                self.missing = missing - size
+                return _arrival_ns(ancillary)
+            size, ancillary, _, _ = peek([_peeked], _STAMP_SPACE, socket.MSG_PEEK)
+            if missing == 0:
+                if size < _TLS_HEADER or _peeked[0] not in _TLS_TYPES or _peeked[1] != 3:
+                    self.missing = -1
+                else:
+                    record = _TLS_HEADER + (_peeked[3] << 8 | _peeked[4])
+                    if size > record:  # records behind it: the stamp of this one's end
+                        _, ancillary, _, _ = peek([_peeked[:record]], _STAMP_SPACE, socket.MSG_PEEK)
+                    self.missing = max(record - size, 0)
+        except OSError:  # nothing there, or the socket broke: the read itself will say
+            return time.monotonic_ns()
+        return _arrival_ns(ancillary)
+
+    def read(self) -> None:
+        """The read returned data: OpenSSL took a whole record, the socket is at a header."""
+        self.missing = 0
 
 
 class ConnectFailed(Exception):
@@ -192,6 +253,7 @@ class WebSocketTransport:
         self._send_raw: Callable[[bytes], int] | None = None  # None: not writable (any more)
         self._recv_raw: Callable[[int], bytes] | None = None
         self._recvmsg: Callable[[int, int], tuple[bytes, list[Any], int, Any]] | None = None
+        self._records: _RecordStamps | None = None  # TLS: arrival stamps by peeking
         self._arrived_ns = 0  # when the data of the last read arrived (monotonic clock)
         self._max_bytes = settings.ws_max_message_bytes
         self._failed = False  # the peer broke the protocol: the connection was failed
@@ -231,17 +293,24 @@ class WebSocketTransport:
         loop = gevent.get_hub().loop
         self._sock = sock
         self._tls = hasattr(sock, "pending")
-        # Plain TCP: the OS socket under gevent's wrapper (non-blocking already; what gevent's
-        # own servers use), one Python call less per frame. TLS goes through the SSL object.
-        plain = None if self._tls else getattr(sock, "_sock", sock)
-        self._send_raw = sock.send if plain is None else plain.send
-        self._recv_raw = sock.recv if plain is None else plain.recv
-        if plain is not None and _SO_TIMESTAMPNS is not None and _STAMP_SPACE:
+        # The OS socket under gevent's wrapper (non-blocking already; what gevent's own
+        # servers use): plain TCP reads and writes it, one Python call less per frame; TLS
+        # goes through the SSL object and only peeks at it for arrival stamps.
+        raw = getattr(sock, "_sock", sock)  # (the standard library's SSL socket is one)
+        io = sock if self._tls else raw
+        self._send_raw, self._recv_raw = io.send, io.recv
+        self._recvmsg = self._records = None
+        if _SO_TIMESTAMPNS is not None and _STAMP_SPACE:
             try:
-                plain.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-                self._recvmsg = plain.recvmsg
+                raw.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             except OSError:  # the kernel does not stamp: reads are stamped when they return
-                self._recvmsg = None
+                pass
+            else:
+                if self._tls:
+                    # the OS socket's own method: an SSL socket's refuses to be called
+                    self._records = _RecordStamps(functools.partial(_OS_RECVMSG_INTO, raw))
+                else:
+                    self._recvmsg = raw.recvmsg
         self._read_watcher = loop.io(sock.fileno(), 1)
         self._write_watcher = loop.io(sock.fileno(), 2)
         self._fd = sock.fileno()
@@ -379,13 +448,20 @@ class WebSocketTransport:
         if recv is None:
             raise Closed(1006, "not connected")
         try:
-            recvmsg = self._recvmsg
-            if recvmsg is None:
-                data = recv(_READ_BYTES)
-                self._arrived_ns = time.monotonic_ns()
-            else:
+            recvmsg, records = self._recvmsg, self._records
+            if recvmsg is not None:
                 data, ancillary, _, _ = recvmsg(_READ_BYTES, _STAMP_SPACE)
                 self._arrived_ns = _arrival_ns(ancillary)
+            elif records is None:
+                data = recv(_READ_BYTES)
+                self._arrived_ns = time.monotonic_ns()
+            elif self._sock.pending():  # the rest of a record already read: its stamp stands
+                data = recv(_READ_BYTES)
+            else:
+                arrived_ns = records.stamp()
+                data = recv(_READ_BYTES)
+                records.read()
+                self._arrived_ns = arrived_ns
         except ssl.SSLWantWriteError:  # TLS needs to write first: resume when writable
             if self._readiness is not None:
                 self._readiness.unwatch(self._fd, self._on_readable)
@@ -490,7 +566,7 @@ class WebSocketTransport:
         except Exception:  # closing a dead socket is not an error
             pass
         finally:
-            self._sock = self._send_raw = self._recv_raw = self._recvmsg = None
+            self._sock = self._send_raw = self._recv_raw = self._recvmsg = self._records = None
             self._on_closed = self._on_error = None  # the call's callbacks: no cycle left
             if self._flusher is not None:
                 self._flusher.kill(block=False)

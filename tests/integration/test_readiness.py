@@ -216,7 +216,134 @@ def test_a_late_read_carries_the_instant_its_data_arrived(server: tuple[str, str
     _blocking_sleep(0.2)
     assert heard.wait(5)
     transport.close()
-    if url.startswith("ws:"):  # the kernel's receive stamp: when it arrived, not when read
-        assert stamps[0] - readable_ns < 100_000_000, (stamps[0] - readable_ns) / 1e6
-    else:  # TLS reads have none: the instant the read returned
-        assert stamps[0] - readable_ns >= 200_000_000, (stamps[0] - readable_ns) / 1e6
+    # the kernel's receive stamp (over TLS: of the record's last segment), not the read's
+    assert stamps[0] - readable_ns < 100_000_000, (stamps[0] - readable_ns) / 1e6
+
+
+# A TLS WebSocket server that decides where its records start and end on the wire and when
+# each byte leaves: OpenSSL on memory buffers, its output written to the socket by hand.
+# Told any message, it sends the records of "one", "two" (200 ms later) and "three", cut in
+# two 300 ms apart, printing when it starts writing each record's last byte.
+_RECORD_SERVER = textwrap.dedent(
+    """
+    import base64, hashlib, os, socket, ssl, sys, time
+
+    port, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", port))
+    print("ready", flush=True)
+    conn, _ = listener.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_side=True)
+
+    def flush():
+        conn.sendall(outgoing.read())
+
+    def receive():
+        data = conn.recv(65536)
+        if not data:
+            sys.exit(0)
+        incoming.write(data)
+
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            flush()
+            receive()
+    flush()
+
+    def read_some():
+        while True:
+            try:
+                return tls.read(65536)
+            except ssl.SSLWantReadError:
+                flush()
+                receive()
+
+    request = b""
+    while b"\\r\\n\\r\\n" not in request:
+        request += read_some()
+    key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\\r\\n")
+               if line.lower().startswith(b"sec-websocket-key:"))
+    accept = base64.b64encode(
+        hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
+    tls.write(("HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\n"
+               f"Connection: Upgrade\\r\\nSec-WebSocket-Accept: {accept}\\r\\n\\r\\n").encode())
+    flush()
+    read_some()  # the client's message: go
+
+    def record(text):
+        tls.write(bytes((0x81, len(text))) + text.encode())
+        return outgoing.read()
+
+    def send(data, name):
+        print(name, time.monotonic_ns(), flush=True)
+        conn.sendall(data)
+
+    send(record("one"), "one")
+    time.sleep(0.2)
+    send(record("two"), "two")
+    time.sleep(0.8)
+    three = record("three")
+    send(three[:10], "three-head")
+    time.sleep(0.3)
+    send(three[10:], "three")
+    conn.recv(1)  # until the client closes
+    """
+)
+
+
+def test_each_tls_record_carries_the_arrival_of_its_own_last_segment(tmp_path: Path) -> None:
+    files = make_tls_files(tmp_path)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", _RECORD_SERVER, str(port), str(files.cert), str(files.key)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    url = f"wss://127.0.0.1:{port}/"
+    transport = WebSocketTransport(parse_settings({"WS_URL": url, "WS_CA_BUNDLE": str(files.ca)}))
+    stamps: dict[str | bytes, int] = {}
+    try:
+        transport.connect(url, 5)
+        transport.start_receiving(
+            lambda arrived_ns, batch: stamps.update(dict.fromkeys(batch, arrived_ns)),
+            print, print,
+        )  # fmt: skip
+        transport.send_nowait("go")
+        _blocking_sleep(0.5)  # "one" and "two" arrive meanwhile and are read late, together
+        gevent.sleep(0.6)  # the head of "three" arrives and is read at once: OpenSSL keeps it
+        _blocking_sleep(0.5)  # the rest of "three" arrives, read late
+        deadline = time.monotonic() + 5
+        while len(stamps) < 3 and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+    finally:
+        transport.close()
+        sent_ns = dict(line.split() for line in server.communicate(timeout=10)[0].splitlines())
+    assert sorted(map(str, stamps)) == ["one", "three", "two"]
+    # A record is stamped when the segment holding its last byte arrived: not when it was
+    # read, nor when its first part did. The kernel merges segments that queue up unread
+    # into one (and stamps it with the last), so "one", read with "two", may carry its stamp.
+    sent = {name: int(instant) for name, instant in sent_ns.items()}
+    later_ms = {name: (stamp - sent[str(name)]) / 1e6 for name, stamp in stamps.items()}
+    assert 0 <= later_ms["one"] <= 200 + 100, later_ms
+    assert 0 <= later_ms["two"] < 100, later_ms
+    assert 0 <= later_ms["three"] < 100, later_ms
+
+
+def test_the_tls_stamps_hold_in_an_interpreter_patched_by_gevent() -> None:
+    """Locust patches the standard library with gevent's, whose SSL socket keeps the OS
+    socket in an attribute of its own: the late-read and record tests again, so patched."""
+    patched = "from gevent import monkey; monkey.patch_all(); import sys, pytest; "
+    patched += "sys.exit(pytest.main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", patched, "-q", "-p", "no:cacheprovider", __file__,
+         "-k", "carries_the_instant_its_data_arrived or own_last_segment"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "3 passed" in done.stdout, done.stdout[-3000:]
