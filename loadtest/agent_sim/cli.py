@@ -138,7 +138,7 @@ async def serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    url = f"ws://{settings.host}:{port}{settings.path}"
+    url = f"{settings.scheme}://{settings.host}:{port}{settings.path}"
     fields = {
         "host": settings.host,
         "port": port,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import math
 import random
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -334,6 +335,8 @@ class AgentSettings:
     response_audio: str = "tone"
     tts_engine: str = "espeak"
     ground_truth: Path | None = None
+    tls_cert: Path | None = None  # with tls_key: serve wss://
+    tls_key: Path | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     max_message_bytes: int = 65536
@@ -357,7 +360,31 @@ class AgentSettings:
             raise ConfigError(f"--event-loop {self.event_loop!r} (allowed: auto, asyncio, uvloop)")
         if not 1 <= self.processes <= 256:
             raise ConfigError(f"--processes {self.processes} is not 1..256 (one per core)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together: give both to serve wss://")
         self.make_codec()  # validates the protocol and its options
+
+    @property
+    def scheme(self) -> str:
+        return "ws" if self.tls_cert is None else "wss"
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context (``None``: plain ws://); raises :class:`ConfigError`."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except ssl.SSLError:  # (an OSError too) its text names OpenSSL's source line
+            reason = "not a PEM certificate chain and its matching key"
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+        else:
+            return context
+        raise ConfigError(
+            f"--tls-cert {self.tls_cert} --tls-key {self.tls_key}: cannot load ({reason}); "
+            "give a PEM certificate chain and its private key"
+        )
 
     def make_codec(self) -> AgentCodec:
         """The wire protocol's codec (raises :class:`ConfigError` for a bad protocol option)."""

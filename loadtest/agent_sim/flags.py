@@ -72,6 +72,13 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         default=_DEFAULTS.max_message_bytes,
         help="larger caller messages close the call with 1009",
     )
+    net.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help="serve wss:// with this certificate chain (PEM); with --tls-key",
+    )
+    net.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's private key")
     net.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     net.add_argument("--metrics-host", help="metrics listen address (default: --host)")
     net.add_argument(
@@ -237,6 +244,8 @@ def settings_from_args(args: argparse.Namespace) -> AgentSettings:
         response_audio=args.response_audio,
         tts_engine=args.tts_engine,
         ground_truth=args.ground_truth,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host or args.host,
         max_message_bytes=args.max_message_bytes,

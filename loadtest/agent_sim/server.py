@@ -210,6 +210,7 @@ class AgentServer:
             compression=None,
             create_connection=DirectConnection,
             reuse_port=s.reuse_port or None,
+            ssl=s.tls_context(),
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         self._lag_task = asyncio.create_task(self._watch_loop_lag())

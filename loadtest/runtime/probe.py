@@ -65,9 +65,13 @@ def probe(settings: CallerSettings, sample_rate: int, timeout_s: float = 5.0) ->
     try:
         transport.connect(settings.ws_url, timeout_s)
     except ConnectFailed as exc:
+        advice = (
+            "trust the agent's CA with WS_CA_BUNDLE (--ws-ca-bundle FILE)"
+            if exc.error == "tls_error"
+            else "check WS_URL and that the agent is up (or use --with-agent)"
+        )
         raise TargetUnreachable(
-            f"cannot reach the agent at {settings.ws_url}: {exc.detail} [{exc.error}]; "
-            "check WS_URL and that the agent is up (or use --with-agent)"
+            f"cannot reach the agent at {settings.ws_url}: {exc.detail} [{exc.error}]; {advice}"
         ) from None
     call = _ProbeCall(transport.call_id, sample_rate, settings.chunk_ms)
     stream = CallStream(protocol.stream_id(call))

@@ -117,3 +117,20 @@ def test_bad_protocol_from_environment(
     assert (
         "--protocol 'sip' is not supported (allowed: acs, twilio, raw)" in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tls-cert", "cert.pem"], "--tls-cert and --tls-key go together"),
+        (["--tls-key", "key.pem"], "--tls-cert and --tls-key go together"),
+        (["--tls-cert", "/nonexistent/c.pem", "--tls-key", "k.pem"], "(No such file or directory)"),
+        (["--tls-cert", __file__, "--tls-key", __file__], "(not a PEM certificate chain"),
+    ],
+)
+def test_bad_tls_files_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main([*argv, "--port", "0", "--response-audio", "tone"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("voice-loadtest agent: error: --tls-") and message in err
