@@ -5,7 +5,8 @@ Sections (each can be picked with ``--sections``):
 * **capacity** — the reference agent pinned to one CPU, one caller worker pinned to another,
   callers stepped up; per step the worker's CPU, frames/s against real time, frame lateness,
   receive lag. The same run gives **accuracy** (the callers' per-turn log matched against the
-  agent's ground truth, per load level) and the **CPU and memory cost** per caller;
+  agent's ground truth, per load level) and the **CPU and memory cost** per caller; then one
+  more step at the capacity figure with the agent serving wss:// gives the accuracy over TLS;
 * **scaleout** — 1 and 2 workers against one agent, stepped per worker;
 * **agent** — the simulator's own capacity bench (:mod:`bench.agent`);
 * **coldstart** — Locust process start until the first frame, with and without an audio pull;

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import queue
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench.measure import cpu_ticks, steal_percent
+from bench.tlsfiles import TlsFiles
 from loadtest.errors import LoadtestError
 from loadtest.procutil import free_port
 from loadtest.procutil import stop_processes as stop
@@ -153,14 +155,20 @@ def start_agent(
     ground_truth: Path | None,
     log: Path,
     args: Sequence[str] = (),
+    tls: TlsFiles | None = None,
 ) -> Agent:
-    """The reference agent on 127.0.0.1 and a free port, healthy, pinned to ``cpus``."""
+    """The reference agent on 127.0.0.1 and a free port, healthy, pinned to ``cpus``;
+    serving wss:// with ``tls``'s certificate when given."""
     port = free_port()
     command = [
         sys.executable, "-m", "loadtest", "agent", "--host", "127.0.0.1", "--port", str(port),
         "--log-level", "warning", *args,
         *(["--ground-truth", str(ground_truth)] if ground_truth else []),
+        *(["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls else []),
     ]  # fmt: skip
+    scheme, context = "", None
+    if tls is not None:
+        scheme, context = "s", ssl.create_default_context(cafile=str(tls.ca))
     with log.open("ab") as sink:
         process = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=_pin(cpus)
@@ -170,8 +178,9 @@ def start_agent(
         if process.poll() is not None:
             raise LoadtestError(f"the agent simulator exited with {process.returncode} (see {log})")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return Agent(process, f"ws://127.0.0.1:{port}{AGENT_PATH}", ground_truth)
+            health = f"http{scheme}://127.0.0.1:{port}/healthz"
+            with urllib.request.urlopen(health, timeout=1, context=context):
+                return Agent(process, f"ws{scheme}://127.0.0.1:{port}{AGENT_PATH}", ground_truth)
         except OSError:
             time.sleep(0.1)
     stop([process])
@@ -218,6 +227,7 @@ def start_worker(
     log: Path,
     turn_log: Path | None = None,
     agent_pid: int | None = None,
+    ca_bundle: Path | None = None,
 ) -> Worker:
     """A caller worker stepping through ``steps`` (see :mod:`bench.worker`)."""
     command = [
@@ -226,6 +236,7 @@ def start_worker(
         "--step-s", str(step_s),
         *(["--agent-pid", str(agent_pid)] if agent_pid else []),
         *(["--turn-log", str(turn_log)] if turn_log is not None else []),
+        *(["--ca-bundle", str(ca_bundle)] if ca_bundle is not None else []),
     ]  # fmt: skip
     env = bench_env()
     with log.open("ab") as sink:

@@ -25,6 +25,7 @@ from bench.analysis import (
     step_judged,
 )
 from bench.procs import bench_env, start_agent, start_worker, stop
+from bench.tlsfiles import TlsFiles, make_tls_files
 
 __all__ = [
     "AGENT_ARGS",
@@ -111,36 +112,13 @@ def _agent_args(agent_cpus: set[int] | None) -> tuple[str, ...]:
 def capacity_section(
     plan: Plan, pcm_dir: Path, cpus: list[int], work: Path
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Callers per core (the steps over ws://), their accuracy and cost; then the accuracy
+    again over wss:// at the capacity figure (``accuracy["tls"]``): most production agents
+    speak TLS, where the caller stamps what OpenSSL reads by peeking (see the transport)."""
     agent_cpus, worker_cpus = capacity_cpus(cpus)
     processes = len(agent_cpus or ())
     truth, turns = work / "ground-truth.jsonl", work / "turns.jsonl"
-    agent = start_agent(cpus=agent_cpus, ground_truth=truth, log=work / "agent-capacity.log",
-                        args=_agent_args(agent_cpus))  # fmt: skip
-    steps: list[dict[str, Any]] = []
-    ready: dict[str, Any] = {}
-    try:
-        worker = start_worker(
-            url=agent.url, pcm_dir=pcm_dir, steps=plan.steps, settle_s=plan.settle_s,
-            step_s=plan.step_s, cpus=worker_cpus, log=work / "worker-capacity.log",
-            turn_log=turns, agent_pid=agent.process.pid,
-        )  # fmt: skip
-        try:
-            failing = 0
-            for record in worker.records(_STALL_S):
-                if record["event"] == "ready":
-                    ready = record
-                elif record["event"] == "step":
-                    steps.append(record)
-                    say("capacity " + _step_line(record))
-                    if not step_judged(record):
-                        continue  # the host took the CPU: neither a hold nor a failure
-                    failing = 0 if step_holds(record) else failing + 1
-                    if failing >= 2:
-                        break
-        finally:
-            stop([worker.process], grace_s=30)
-    finally:
-        stop([agent.process], grace_s=30)
+    steps, ready = _steps_run(plan, plan.steps, pcm_dir, cpus, work, truth, turns, "capacity")
     held = capacity(steps)
     result = {
         "agent_cpus": sorted(agent_cpus or []),
@@ -150,7 +128,63 @@ def capacity_section(
         "steps": [_public(s) for s in steps],
         "callers_per_core": held,
     }
-    return result, _accuracy(steps, turns, truth, held), _cost(steps, ready)
+    accuracy = _accuracy(steps, turns, truth, held)
+    tls_callers = held or plan.steps[0]
+    tls_truth, tls_turns = work / "ground-truth-tls.jsonl", work / "turns-tls.jsonl"
+    tls_steps, _ = _steps_run(
+        plan, (tls_callers,), pcm_dir, cpus, work, tls_truth, tls_turns, "capacity over TLS",
+        tls=make_tls_files(work),
+    )  # fmt: skip
+    if tls_steps:
+        tls = _accuracy(tls_steps, tls_turns, tls_truth, held)
+        accuracy["tls"] = {**tls["levels"][0], "step": _public(tls_steps[0])}
+    return result, accuracy, _cost(steps, ready)
+
+
+def _steps_run(
+    plan: Plan,
+    callers: tuple[int, ...],
+    pcm_dir: Path,
+    cpus: list[int],
+    work: Path,
+    truth: Path,
+    turns: Path,
+    label: str,
+    tls: TlsFiles | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One caller worker stepping through ``callers`` against one reference agent (over
+    wss:// with ``tls``), pinned as :func:`capacity_cpus` says; stops after two failing
+    steps. The steps' records and the worker's ``ready`` record."""
+    agent_cpus, worker_cpus = capacity_cpus(cpus)
+    log = label.replace(" ", "-")
+    agent = start_agent(cpus=agent_cpus, ground_truth=truth, log=work / f"agent-{log}.log",
+                        args=_agent_args(agent_cpus), tls=tls)  # fmt: skip
+    steps: list[dict[str, Any]] = []
+    ready: dict[str, Any] = {}
+    try:
+        worker = start_worker(
+            url=agent.url, pcm_dir=pcm_dir, steps=callers, settle_s=plan.settle_s,
+            step_s=plan.step_s, cpus=worker_cpus, log=work / f"worker-{log}.log",
+            turn_log=turns, agent_pid=agent.process.pid, ca_bundle=None if tls is None else tls.ca,
+        )  # fmt: skip
+        try:
+            failing = 0
+            for record in worker.records(_STALL_S):
+                if record["event"] == "ready":
+                    ready = record
+                elif record["event"] == "step":
+                    steps.append(record)
+                    say(f"{label} " + _step_line(record))
+                    if not step_judged(record):
+                        continue  # the host took the CPU: neither a hold nor a failure
+                    failing = 0 if step_holds(record) else failing + 1
+                    if failing >= 2:
+                        break
+        finally:
+            stop([worker.process], grace_s=30)
+    finally:
+        stop([agent.process], grace_s=30)
+    return steps, ready
 
 
 def _accuracy(steps: list[dict[str, Any]], turns: Path, truth: Path, held: int) -> dict[str, Any]:

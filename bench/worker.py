@@ -77,6 +77,7 @@ def _settings(args: argparse.Namespace) -> dict[str, str | None]:
         "FIRST_BYTE_TIMEOUT_SEC": "5",
         "SEED": str(args.seed),
         "TURN_LOG": args.turn_log,
+        "WS_CA_BUNDLE": args.ca_bundle,
     }
 
 
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     parser.add_argument("--agent-pid", type=int, default=None, help="also report its CPU")
     parser.add_argument("--turn-log", default="", help="the callers' per-turn log (TURN_LOG)")
+    parser.add_argument("--ca-bundle", help="trust this CA for wss:// (WS_CA_BUNDLE)")
     args = parser.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})

@@ -24,6 +24,7 @@ from azure.core.exceptions import (
 )
 from azure.identity import EnvironmentCredential
 
+from bench.tlsfiles import TlsFiles, make_tls_files
 from loadtest.metrics.azure_monitor import AzureMonitorPoller, classify_error
 from loadtest.metrics.azure_monitor_config import (
     Aggregation,
@@ -31,7 +32,7 @@ from loadtest.metrics.azure_monitor_config import (
     MetricSpec,
     parse_azure_monitor_config,
 )
-from tests.integration.arm_metrics_stub import ArmMetricsStub, RunningStub, TlsFiles, make_tls_files
+from tests.integration.arm_metrics_stub import ArmMetricsStub, RunningStub
 
 pytestmark = pytest.mark.integration
 

@@ -56,6 +56,11 @@ def test_quick_bench_writes_complete_sane_results(tmp_path: Path, espeak_cache_d
     for level in matched:
         assert -25 < level["ttfb_error_ms"]["p50"] < 1000
         assert level["unmatched"] <= level["ttfb_error_ms"]["count"]
+    # the same over TLS: the agent serving wss:// with a throw-away CA the callers trust
+    tls = accuracy["tls"]
+    assert tls["callers"] == (results["capacity"]["callers_per_core"] or 50)
+    assert tls["ttfb_error_ms"]["count"] > 0 and -25 < tls["ttfb_error_ms"]["p50"] < 1000
+    assert tls["step"]["frames"] > 0
 
     cost = results["cost"]
     assert _finite(cost["rss_kb_per_caller"]) and cost["rss_mb_start"] > 0

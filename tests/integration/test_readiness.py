@@ -18,11 +18,11 @@ import pytest
 from gevent import monkey
 from gevent.event import Event
 
+from bench.tlsfiles import make_tls_files
 from loadtest.procutil import free_port
 from loadtest.runtime.readiness import ReadReadiness
 from loadtest.runtime.transport import WebSocketTransport
 from loadtest.settings import parse_settings
-from tests.integration.arm_metrics_stub import make_tls_files
 
 pytestmark = [pytest.mark.integration]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.analysis import error_stats, match_turns
-from tests.integration.arm_metrics_stub import make_tls_files
+from bench.tlsfiles import make_tls_files
 from tests.integration.realtime_client import AgentProcess, read_ground_truth
 from tests.integration.test_run import _run
 

@@ -286,3 +286,17 @@ def test_a_first_step_that_failed_on_its_own_is_a_figure_even_if_later_ones_were
     results["capacity"]["callers_per_core"] = 0
     assert "**Capacity: 0 callers per core.**" in render_markdown(results)
     assert "No capacity figure" not in headline(results)
+
+
+def test_the_accuracy_over_tls_is_a_row_of_its_own_quoted_in_the_headline() -> None:
+    results = _results()
+    tls = {**_level(500), "ttfb_abs_error_ms": _q(0.6, 1.9, 2.5), "step": _step(500, 2.0)}
+    results["accuracy"]["tls"] = tls
+    text = render_markdown(results)
+    row = next(line for line in text.splitlines() if line.startswith("| 500 over wss:// |"))
+    assert "| 0.40 / 1.20 / 1.50 |" in row  # the signed error's quantiles, as on every row
+    assert "a run of its own at 500 callers over TLS" in text
+    assert "The worker used 50.0 % of its CPU there" in text and "holds)" in text
+    assert "over TLS (wss://) within 1.90 ms and 1.40 ms" in headline(results)
+    results["accuracy"]["tls"] = {**tls, "callers": 200}  # not at the capacity figure
+    assert "over TLS" not in headline(results)
