@@ -37,6 +37,7 @@ __all__ = [
     "bench_env",
     "free_port",
     "machine",
+    "python_speed_swing",
     "start_agent",
     "start_worker",
     "steal_probe",
@@ -91,18 +92,34 @@ def python_speed(iterations: int = 200_000) -> float:
     moves between runs; this reading, taken at the start and the end, lets two runs' figures
     be compared."""
 
+    return round(iterations / min(_workload(iterations) for _ in range(3)) / 1e6, 2)
+
+
+def python_speed_swing(seconds: float = 3.0, iterations: int = 20_000) -> list[float]:
+    """The fixed workload of :func:`python_speed` in short blocks (a few ms each) for
+    ``seconds``: the slowest, median and fastest block's speed (M iterations/s). A virtual
+    CPU whose speed moves within a second (other guests on the same core) shows it here:
+    a caller that keeps time must keep it through the slow stretches too."""
+    speeds = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        speeds.append(iterations / _workload(iterations) / 1e6)
+    speeds.sort()
+    return [round(speeds[0], 2), round(speeds[len(speeds) // 2], 2), round(speeds[-1], 2)]
+
+
+def _workload(iterations: int) -> float:
+    """Seconds the fixed workload of ``iterations`` takes (a call, dict and small-int work)."""
+
     def step(counts: dict[int, int], i: int) -> int:
         counts[i & 255] = counts.get(i & 255, 0) + i
         return i * 3 + 1
 
-    best = float("inf")
-    for _ in range(3):
-        counts: dict[int, int] = {}
-        started = time.perf_counter()
-        for i in range(iterations):
-            step(counts, i)
-        best = min(best, time.perf_counter() - started)
-    return round(iterations / best / 1e6, 2)
+    counts: dict[int, int] = {}
+    started = time.perf_counter()
+    for i in range(iterations):
+        step(counts, i)
+    return time.perf_counter() - started
 
 
 _SPIN = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
@@ -131,6 +148,7 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on (and how busy and how fast the machine was)."""
     return {
         "python_speed": python_speed(),
+        "python_speed_swing": python_speed_swing(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)),

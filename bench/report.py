@@ -129,6 +129,11 @@ def _machine(results: Mapping[str, Any]) -> list[str]:
             f"{m.get('python_speed', '–')} → {m.get('python_speed_end', '–')}",
         ],
         [
+            "Python speed in ~3 ms blocks for 3 s at start: slowest / median / fastest "
+            "(how far the CPU's speed moves within a second)",
+            " / ".join(str(v) for v in m.get("python_speed_swing") or ["–"]),
+        ],
+        [
             "CPU time taken by the hypervisor (steal): start probe, all CPUs busy → whole run",
             f"{_f(m.get('steal_probe_percent'), unit=' %')} → "
             f"{_f(m.get('steal_percent'), unit=' %')}",

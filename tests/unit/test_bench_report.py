@@ -49,6 +49,7 @@ def _results(quick: bool = False, last_agent_cpu: float = 50.0) -> dict[str, Any
                     "cpu_model": "Test CPU", "python": "3.11.7", "platform": "Linux",
                     "load_average": [0.1, 0.1, 0.1], "load_average_end": [1.0, 0.5, 0.2],
                     "python_speed": 5.61, "python_speed_end": 4.8, "packages": {"gevent": "1"},
+                    "python_speed_swing": [2.4, 5.5, 5.7],
                     "steal_probe_percent": 0.4, "steal_percent": 3.2},
         "settings": {"steps": [200, 500, 700], "step_s": 10.0, "settle_s": 4.0,
                      "agent_args": "--latency-ms 600", "greeting": "off"},
@@ -300,3 +301,8 @@ def test_the_accuracy_over_tls_is_a_row_of_its_own_quoted_in_the_headline() -> N
     assert "over TLS (wss://) within 1.90 ms and 1.40 ms" in headline(results)
     results["accuracy"]["tls"] = {**tls, "callers": 200}  # not at the capacity figure
     assert "over TLS" not in headline(results)
+
+
+def test_the_machine_shows_how_far_its_speed_moves_within_a_second() -> None:
+    row = next(line for line in render_markdown(_results()).splitlines() if "3 ms blocks" in line)
+    assert row.endswith("| 2.4 / 5.5 / 5.7 |")
