@@ -91,7 +91,6 @@ def python_speed(iterations: int = 200_000) -> float:
     small-int work per iteration), best of three. A shared or virtualised machine's speed
     moves between runs; this reading, taken at the start and the end, lets two runs' figures
     be compared."""
-
     return round(iterations / min(_workload(iterations) for _ in range(3)) / 1e6, 2)
 
 

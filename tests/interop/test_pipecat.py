@@ -14,10 +14,10 @@ logs by the frame's media time: the harness's ``eos_media_ms``/``speech_media_ms
 and the harness's figures may differ from those only by the loopback transit both ways —
 well under a millisecond on an idle machine. Both processes stamp right after a system call
 returns, so on a machine whose cores are busy with other work one turn's scheduler delay can
-reach a few milliseconds: the p90 of the per-turn errors must stay within 5 ms, and every single
-turn within 15 ms — less than one 20 ms frame, so a turn whose end of speech was placed on
-another frame (the error this suite exists for) still fails. The failure message gives the load
-average.
+reach a few milliseconds: the p90 of the per-turn errors (TTFB and barge-in together) must
+stay within 5 ms, and every single turn within 15 ms — less than one 20 ms frame, so a turn
+whose end of speech was placed on another frame (the error this suite exists for) still
+fails. The failure message gives the load average.
 Pipecat has no ACS serializer (only telephony providers' own protocols), so this suite runs
 Twilio only.
 """
@@ -40,7 +40,7 @@ from tests.interop.conftest import PipecatAgent
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TOLERANCE_MS = 5.0  # the p90 of the per-turn errors
+TOLERANCE_MS = 5.0  # the p90 of the per-turn errors, TTFB and barge-in together
 TURN_BOUND_MS = 15.0  # any one turn: less than a frame (see the module doc)
 CALLERS = 2
 
@@ -129,8 +129,10 @@ def test_every_turn_agrees_with_the_frameworks_own_instants(run: Run) -> None:
             barge_errors.append(barge["latency_ms"] - framework)
     assert len(ttfb_harness) >= 8 and barge_errors, (len(ttfb_harness), barge_errors)
     ttfb_errors = [h - f for h, f in zip(ttfb_harness, ttfb_framework, strict=True)]
-    for errors in (ttfb_errors, barge_errors):
-        assert _p90([abs(e) for e in errors]) <= TOLERANCE_MS, (errors, _load())
+    # One p90 over both: they are the same two transits, and a run holds only a few barge-ins,
+    # whose own p90 would be their largest — one turn's scheduler delay, not the typical error.
+    errors = ttfb_errors + barge_errors
+    assert _p90([abs(e) for e in errors]) <= TOLERANCE_MS, (ttfb_errors, barge_errors, _load())
     assert abs(_p90(ttfb_harness) - _p90(ttfb_framework)) <= TOLERANCE_MS
     assert run.summary["metrics"]["ttfb_ms"]["count"] == len(ttfb_harness)
     assert run.summary["metrics"]["barge_in_ms"]["count"] == len(barge_errors)
