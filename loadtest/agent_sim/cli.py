@@ -162,6 +162,7 @@ async def serve(
 def run_agent(args: argparse.Namespace) -> int:
     """Run the simulator from parsed flags until SIGTERM/SIGINT; returns the exit code."""
     settings = settings_from_args(args)
+    settings.tls_context()  # a certificate that does not load is one line, before any process
     configure_logging(args.log_level, args.log_format)
     loop_factory = _loop_factory(settings.event_loop)
     reply_audio = build_reply_audio(settings)  # once: forked processes share it
