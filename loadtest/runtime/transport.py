@@ -28,7 +28,8 @@ message). Here:
   one read share the stamp of the last one. Over TLS the SSL object reads the socket itself
   (it has no ``recvmsg``), so before each read the transport peeks at the OS socket under
   it for the stamp of the segment that completes the TLS record that read will decrypt
-  (:class:`_RecordStamps`) — the same instant, one ``recvmsg(MSG_PEEK)`` more per read.
+  (:class:`_RecordStamps`) — the same instant, for one ``recvmsg(MSG_PEEK)`` more per read
+  (two when more records wait behind it).
   Segments that wait unread are merged by the kernel under the last one's stamp, so what is
   read late together shares the latest arrival. Where the kernel gives no stamp (not
   Linux), the stamp is the instant the read returned.
