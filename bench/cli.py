@@ -25,7 +25,9 @@ anyway (the page records the load average and the time stolen, per step too), an
 
 Writes the results as JSON (``--json``) and as ``--out`` markdown (tables, the machine, the
 command). ``--target-…`` options add a table that judges the run against your own targets.
-``--from-json FILE`` renders ``--out`` from an earlier run's JSON without measuring.
+``--from-json FILE`` renders ``--out`` from an earlier run's JSON without measuring — or from
+a page it wrote, whose raw results it reads back (``--from-json docs/benchmarks.md --out
+docs/benchmarks.md`` renders the published run again after a change to the report).
 ``--quick`` runs a reduced set in well under two minutes; CI runs it to keep the benchmark
 from rotting (it never asserts speed).
 """
@@ -46,7 +48,7 @@ from typing import Any
 from bench.analysis import MAX_STEAL_PERCENT, capacity
 from bench.measure import cpu_ticks, steal_percent
 from bench.procs import machine, python_speed, start_agent, steal_probe, stop
-from bench.report import TARGETS, render_markdown
+from bench.report import TARGETS, recorded_results, render_markdown
 from bench.sections import (
     AGENT_ARGS,
     Plan,
@@ -92,7 +94,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--from-json",
         type=Path,
         metavar="FILE",
-        help="render --out from an earlier run's --json file instead of measuring",
+        help="render --out from an earlier run's --json file, or from the results a page it "
+        "wrote embeds, instead of measuring",
     )
     targets = parser.add_argument_group(
         "targets", "judged in the report when given (none: the report has no targets table)"
@@ -287,7 +290,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def _render_only(args: argparse.Namespace) -> int:
     try:
-        results = json.loads(args.from_json.read_text())
+        results = recorded_results(args.from_json.read_text())
     except (OSError, ValueError) as exc:
         print(f"bench: error: cannot read {args.from_json}: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from bench.analysis import (
 )
 from bench.report_scale import hotpath_lines, master_lines
 
-__all__ = ["TARGETS", "headline", "render_markdown"]
+__all__ = ["TARGETS", "headline", "recorded_results", "render_markdown"]
 
 TARGETS: dict[str, str] = {
     "callers_per_core": "real-time callers per worker core ≥ {}",
@@ -607,6 +607,17 @@ def _profile(results: Mapping[str, Any]) -> list[str]:
     ]
 
 
+_RAW_OPEN, _RAW_CLOSE = "```json\n", "\n```"  # the page's raw results block
+
+
+def recorded_results(text: str) -> Any:
+    """The results a ``--json`` file holds, or those a page rendered here embeds in its raw
+    results block (so the page alone can be rendered again). ``ValueError`` if neither."""
+    if not text.lstrip().startswith("{") and _RAW_OPEN in text:
+        text = text.split(_RAW_OPEN, 1)[1].split(_RAW_CLOSE, 1)[0]
+    return json.loads(text)
+
+
 def render_markdown(results: Mapping[str, Any]) -> str:
     """The whole ``docs/benchmarks.md``."""
     lines = [
@@ -634,9 +645,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         "",
         "<details><summary>JSON (also written by <code>--json FILE</code>)</summary>",
         "",
-        "```json",
-        json.dumps(results, indent=2),
-        "```",
+        _RAW_OPEN + json.dumps(results, indent=2) + _RAW_CLOSE,
         "",
         "</details>",
         "",

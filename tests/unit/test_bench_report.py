@@ -142,6 +142,15 @@ def test_from_json_renders_an_earlier_run_without_measuring(tmp_path: Path) -> N
     assert "**Capacity: 500 callers per core.**" in out.read_text()
 
 
+def test_a_page_renders_again_from_the_results_it_embeds(tmp_path: Path) -> None:
+    page = tmp_path / "benchmarks.md"
+    page.write_text(render_markdown(_results()))
+    assert run_bench(_args("--from-json", str(page), "--out", str(page))) == 0
+    assert page.read_text() == render_markdown(_results())
+    page.write_text("# Benchmarks\n\nno results here\n")
+    assert run_bench(_args("--from-json", str(page), "--out", str(tmp_path / "out.md"))) == 2
+
+
 def test_every_table_row_has_as_many_cells_as_its_header() -> None:
     results = _results()
     results["scale_out"]["configs"][0]["steps"] = [
