@@ -404,11 +404,33 @@ def _cost(results: Mapping[str, Any]) -> list[str]:
         f"- CPU: **{_f(cost['cpu_ms_per_caller_s'], 2)} ms of CPU per caller-second** "
         f"(slope of worker CPU over the holding steps; fixed overhead "
         f"{_f(cost['cpu_fixed_percent'])} % of a core).",
+        *_kernel_share(results.get("capacity", {})),
         f"- Memory: **{_f(cost['rss_kb_per_caller'])} KB per caller** "
         f"({_f(cost['rss_mb_per_100_callers'], 2)} MB of RSS per 100 callers, slope over every "
         f"step); the worker starts at {_f(cost['rss_mb_start'])} MB with the audio cache "
         "loaded and pre-encoded once for all callers.",
         "",
+    ]
+
+
+def _kernel_share(cap: Mapping[str, Any]) -> list[str]:
+    """The system-time part of a caller's CPU at the capacity figure: what no change to the
+    Python code can lift, and the ceiling it alone puts on callers per core."""
+    held = cap.get("callers_per_core")
+    step = next((s for s in cap.get("steps", []) if s.get("callers") == held), None)
+    if not held or step is None or step.get("cpu_system_percent") is None:
+        return []
+    system, total = step["cpu_system_percent"], step["cpu_percent"]
+    if system <= 0:
+        return []
+    # 1 % of a core for one second is 10 ms of CPU.
+    return [
+        f"- At the capacity figure ({held} callers) each caller took {_f(total * 10 / held, 2)} "
+        f"ms of CPU per second: **{_f(system * 10 / held, 2)} ms in the kernel** (system time: "
+        f"the send, receive and poll system calls; on loopback each send also runs the agent "
+        f"side's TCP receive) and {_f((total - system) * 10 / held, 2)} ms in user space (the "
+        f"interpreter, gevent, the engine). System time alone would fill a core at about "
+        f"{round(held * 100 / system, -1):,.0f} callers, whatever the Python code costs."
     ]
 
 

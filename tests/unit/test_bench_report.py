@@ -174,6 +174,17 @@ def test_agent_bound_limit_is_called_out() -> None:
     assert "the agent simulator, not the caller worker" not in render_markdown(_results())
 
 
+def test_the_kernel_share_of_a_caller_and_the_ceiling_it_puts_on_a_core() -> None:
+    results = _results()  # at the figure, 500 callers: 50 % of a core, 12.5 % of it system
+    text = render_markdown(results)
+    assert "(500 callers) each caller took 1.00 ms of CPU per second" in text
+    assert "**0.25 ms in the kernel**" in text and "0.75 ms in user space" in text
+    assert "would fill a core at about 4,000 callers" in text
+    for step in results["capacity"]["steps"]:
+        del step["cpu_system_percent"]  # a run recorded before the split was measured
+    assert "in the kernel" not in render_markdown(results)
+
+
 def test_quick_runs_do_not_judge_targets() -> None:
     text = render_markdown({**_results(quick=True), "targets": {"callers_per_core": 100.0}})
     assert "Not judged" in text and "| met |" not in text
