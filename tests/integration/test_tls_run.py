@@ -58,12 +58,19 @@ def test_a_tls_agent_is_measured_as_truthfully_as_a_plain_one(
         for path in reports.glob("turns-*.jsonl")
         for line in path.read_text().splitlines()
     ]
-    stats = error_stats(match_turns(turns, read_ground_truth(truth)))
+    matched = match_turns(turns, read_ground_truth(truth))
+    stats = error_stats(matched)
     assert stats["unmatched"] == 0
     assert stats["ttfb_error_ms"]["count"] >= 10
     assert stats["barge_in_error_ms"]["count"] >= 3
     for name in ("ttfb_error_ms", "barge_in_error_ms"):
-        assert stats[name]["min"] > -1 and stats[name]["p50"] < 5, stats  # generous: CI
+        assert -1 < stats[name]["p50"] < 5, stats  # generous: CI
+    # Each process stamps right after a system call returns, so on a busy two-core machine one
+    # that loses the CPU in between moves that turn by as long (seen: one turn of 29 at
+    # -2 ms), where a fault in how the stamps are taken moves most turns. Nine in ten must
+    # agree.
+    errors = matched.ttfb_errors_ms + matched.barge_errors_ms
+    assert sum(-1 < e < 5 for e in errors) >= 0.9 * len(errors), sorted(errors)
 
 
 def test_an_agent_whose_certificate_is_not_trusted_is_refused(
