@@ -402,8 +402,8 @@ def _cost(results: Mapping[str, Any]) -> list[str]:
         "## CPU and memory per caller",
         "",
         f"- CPU: **{_f(cost['cpu_ms_per_caller_s'], 2)} ms of CPU per caller-second** "
-        f"(slope of worker CPU over the holding steps; fixed overhead "
-        f"{_f(cost['cpu_fixed_percent'])} % of a core).",
+        f"(slope of worker CPU over the holding steps; the line meets zero callers at "
+        f"{_f(cost['cpu_fixed_percent'])} % of a core{_per_caller_by_step(cost)}).",
         *_kernel_share(results.get("capacity", {})),
         f"- Memory: **{_f(cost['rss_kb_per_caller'])} KB per caller** "
         f"({_f(cost['rss_mb_per_100_callers'], 2)} MB of RSS per 100 callers, slope over every "
@@ -411,6 +411,17 @@ def _cost(results: Mapping[str, Any]) -> list[str]:
         "loaded and pre-encoded once for all callers.",
         "",
     ]
+
+
+def _per_caller_by_step(cost: Mapping[str, Any]) -> str:
+    """What each step's callers cost apiece. Where the slope's line meets zero callers well
+    above zero, these show it: a caller costs more under a light load (fewer callers share
+    each wake-up of the event loop); an idle worker takes next to nothing."""
+    steps = cost.get("per_step") or []
+    if not steps:
+        return ""
+    each = ", ".join(f"{_f(s['cpu_ms_per_caller_s'], 2)} ms at {s['callers']}" for s in steps)
+    return f"; each step's CPU per caller-second: {each} callers"
 
 
 def _kernel_share(cap: Mapping[str, Any]) -> list[str]:

@@ -185,6 +185,19 @@ def test_the_kernel_share_of_a_caller_and_the_ceiling_it_puts_on_a_core() -> Non
     assert "in the kernel" not in render_markdown(results)
 
 
+def test_the_cpu_slope_shows_what_each_step_cost_per_caller() -> None:
+    results = _results()
+    results["cost"]["per_step"] = [
+        {"callers": 200, "cpu_ms_per_caller_s": 1.6, "rss_mb": 96.0},
+        {"callers": 500, "cpu_ms_per_caller_s": 1.04, "rss_mb": 108.0},
+    ]
+    text = render_markdown(results)
+    assert (
+        "the line meets zero callers at 5.0 % of a core; each step's CPU per caller-second: "
+        "1.60 ms at 200, 1.04 ms at 500 callers)."
+    ) in text
+
+
 def test_quick_runs_do_not_judge_targets() -> None:
     text = render_markdown({**_results(quick=True), "targets": {"callers_per_core": 100.0}})
     assert "Not judged" in text and "| met |" not in text
