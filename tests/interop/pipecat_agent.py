@@ -24,7 +24,10 @@ one JSON line each to ``--events``:
   was handed to Pipecat's input transport by the socket;
 * ``turn_end`` — Pipecat's end of the caller's turn reached the reply processor;
 * ``reply_tx`` — the send of the reply's first media message returned;
-* ``clear_tx`` — the send of a ``clear`` (Pipecat's interruption) returned.
+* ``clear_tx`` — the send of a ``clear`` (Pipecat's interruption) returned;
+* ``stall`` (``from_ns``) — the event loop, last seen running at ``from_ns``, could not run
+  again until ``ns`` (a long step of Pipecat's, a garbage collection, or the process waiting
+  for a CPU): an instant stamped just after a stall may be that much later than its event.
 
 Pipecat's own log (loguru) goes to ``--log``; the tests read it for errors and warnings.
 """
@@ -33,11 +36,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -68,6 +73,8 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 RATE = 8000  # Twilio's, and the pipeline's: no resampling inside the bot
+WATCH_NS = 2_000_000  # how often the loop watcher wakes
+STALL_NS = 3_000_000  # a wake-up this much later than due is logged as a stall
 
 
 class Events:
@@ -117,6 +124,20 @@ class StampedSocket:
             self.events.write("reply_tx", stream_sid=self.stream_sid, ns=sent_ns)
 
 
+async def watch_the_loop(events: Events) -> None:
+    """Logs every stretch in which this process's event loop could not run.
+
+    The agent stamps a message when its loop gets to it, not when the kernel had it; while the
+    loop is held, a message that arrived waits unstamped, and nothing else shows that it did.
+    """
+    while True:
+        slept_ns = time.monotonic_ns()
+        await asyncio.sleep(WATCH_NS / 1e9)
+        woke_ns = time.monotonic_ns()
+        if woke_ns - slept_ns - WATCH_NS > STALL_NS:
+            events.write("stall", from_ns=slept_ns, ns=woke_ns)
+
+
 class ScriptedReply(FrameProcessor):
     """Answers ``reply_after_ms`` after Pipecat's end of the caller's turn, with a tone."""
 
@@ -151,7 +172,13 @@ class ScriptedReply(FrameProcessor):
 
 
 def build_app(args: argparse.Namespace, events: Events) -> FastAPI:
-    app = FastAPI()
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(watch_the_loop(events))
+        yield
+        watcher.cancel()
+
+    app = FastAPI(lifespan=lifespan)
 
     @app.websocket("/ws")
     async def media_stream(websocket: WebSocket) -> None:

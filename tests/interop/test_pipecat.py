@@ -18,6 +18,13 @@ reach a few milliseconds: the p90 of the per-turn errors (TTFB and barge-in toge
 stay within 5 ms, and every single turn within 15 ms — less than one 20 ms frame, so a turn
 whose end of speech was placed on another frame (the error this suite exists for) still
 fails. The failure message gives the load average.
+
+The agent stamps a message when its asyncio loop gets to it, and Pipecat's loop is sometimes
+held for tens of milliseconds (a long step, a garbage collection, the process waiting for a
+CPU): a frame that arrived meanwhile is stamped that much late, and the next frame, sent a
+frame later, is read right after it. The agent logs each such ``stall`` of its loop, so an
+instant stamped just after one is known only to lie between the stall's start and its stamp;
+a turn's error is then how far the harness is from that span. Such turns must stay a minority.
 Pipecat has no ACS serializer (only telephony providers' own protocols), so this suite runs
 Twilio only.
 """
@@ -42,6 +49,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOLERANCE_MS = 5.0  # the p90 of the per-turn errors, TTFB and barge-in together
 TURN_BOUND_MS = 15.0  # any one turn: less than a frame (see the module doc)
+CATCH_UP_NS = 5_000_000  # after a stall, the loop works through what queued up meanwhile
 CALLERS = 2
 
 
@@ -100,41 +108,65 @@ def _p90(values: list[float]) -> float:
     return ordered[math.ceil(0.9 * len(ordered)) - 1]
 
 
+def _held_ms(stalls: list[tuple[int, int]], stamp_ns: int) -> float:
+    """How much earlier than an agent's stamp its event may have been: from the start of a
+    stall of the agent's loop that ended just before the stamp (0 when none did)."""
+    spans = [(stamp_ns - start) / 1e6 for start, end in stalls if start < stamp_ns <= end]
+    return max(spans, default=0.0)
+
+
+def _off_ms(harness: float, framework: float, longer_ms: float, shorter_ms: float) -> float:
+    """How far the harness's figure is from the framework's, which may truly be up to
+    ``longer_ms`` longer (its first stamp held by a stall) or ``shorter_ms`` shorter (its
+    second)."""
+    return max(harness - (framework + longer_ms), (framework - shorter_ms) - harness, 0.0)
+
+
 def test_every_turn_agrees_with_the_frameworks_own_instants(run: Run) -> None:
     received: dict[str, dict[int, int]] = defaultdict(dict)  # stream → media ms → rx ns
     sent: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    stalls: list[tuple[int, int]] = []
     for event in run.events:
         if event["event"] == "rx":
             received[event["stream_sid"]][event["ts"]] = event["ns"]
         elif event["event"] in ("reply_tx", "clear_tx"):
             sent[event["stream_sid"]][event["event"]].append(event["ns"])
+        elif event["event"] == "stall":
+            stalls.append((event["from_ns"], event["ns"] + CATCH_UP_NS))
 
-    ttfb_harness, ttfb_framework, barge_errors = [], [], []
+    ttfb_harness, ttfb_framework, held = [], [], []
+    ttfb_errors, barge_errors = [], []
     for turn in run.turns:
         sid = turn["stream_sid"]
         if turn["ttfb_ms"] is not None:
             eos_rx = received[sid][turn["eos_media_ms"]]
             reply_tx = min(t for t in sent[sid]["reply_tx"] if t > eos_rx)
             framework = (reply_tx - eos_rx) / 1e6
-            assert abs(turn["ttfb_ms"] - framework) <= TURN_BOUND_MS, (turn, framework, _load())
-            ttfb_harness.append(turn["ttfb_ms"])
-            ttfb_framework.append(framework)
+            longer, shorter = _held_ms(stalls, eos_rx), _held_ms(stalls, reply_tx)
+            ttfb_errors.append(_off_ms(turn["ttfb_ms"], framework, longer, shorter))
+            assert ttfb_errors[-1] <= TURN_BOUND_MS, (turn, framework, stalls, _load())
+            if longer or shorter:
+                held.append(turn)
+            else:  # the distributions are compared over the turns stamped as they happened
+                ttfb_harness.append(turn["ttfb_ms"])
+                ttfb_framework.append(framework)
         barge = turn["barge"]
         if barge is not None and barge["latency_ms"] is not None:
             assert barge["outcome"] == "stopped"  # Pipecat clears when the caller barges in
             speech_rx = received[sid][turn["speech_media_ms"]]
             clear_tx = min(t for t in sent[sid]["clear_tx"] if t > speech_rx)
             framework = (clear_tx - speech_rx) / 1e6
-            assert abs(barge["latency_ms"] - framework) <= TURN_BOUND_MS, (turn, framework, _load())
-            barge_errors.append(barge["latency_ms"] - framework)
-    assert len(ttfb_harness) >= 8 and barge_errors, (len(ttfb_harness), barge_errors)
-    ttfb_errors = [h - f for h, f in zip(ttfb_harness, ttfb_framework, strict=True)]
-    # One p90 over both: they are the same two transits, and a run holds only a few barge-ins,
-    # whose own p90 would be their largest — one turn's scheduler delay, not the typical error.
+            longer, shorter = _held_ms(stalls, speech_rx), _held_ms(stalls, clear_tx)
+            barge_errors.append(_off_ms(barge["latency_ms"], framework, longer, shorter))
+            assert barge_errors[-1] <= TURN_BOUND_MS, (turn, framework, stalls, _load())
+    assert len(ttfb_errors) >= 8 and barge_errors, (ttfb_errors, barge_errors)
+    assert len(held) <= len(ttfb_errors) // 2, (held, stalls)
+    # One p90 over TTFB and barge-in together: they are the same two transits, and a run holds
+    # only a few barge-ins, whose own p90 would be their largest — one turn's scheduler delay.
     errors = ttfb_errors + barge_errors
-    assert _p90([abs(e) for e in errors]) <= TOLERANCE_MS, (ttfb_errors, barge_errors, _load())
+    assert _p90(errors) <= TOLERANCE_MS, (ttfb_errors, barge_errors, _load())
     assert abs(_p90(ttfb_harness) - _p90(ttfb_framework)) <= TOLERANCE_MS
-    assert run.summary["metrics"]["ttfb_ms"]["count"] == len(ttfb_harness)
+    assert run.summary["metrics"]["ttfb_ms"]["count"] == len(ttfb_errors)
     assert run.summary["metrics"]["barge_in_ms"]["count"] == len(barge_errors)
 
 
