@@ -25,6 +25,7 @@ CPU): a frame that arrived meanwhile is stamped that much late, and the next fra
 frame later, is read right after it. The agent logs each such ``stall`` of its loop, so an
 instant stamped just after one is known only to lie between the stall's start and its stamp;
 a turn's error is then how far the harness is from that span. Such turns must stay a minority.
+
 Pipecat has no ACS serializer (only telephony providers' own protocols), so this suite runs
 Twilio only.
 """
