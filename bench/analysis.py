@@ -28,6 +28,7 @@ __all__ = [
     "RATE_TOLERANCE",
     "Matched",
     "capacity",
+    "cpu_ms_per_caller_s",
     "error_stats",
     "linear_fit",
     "match_turns",
@@ -81,6 +82,11 @@ def capacity(steps: Sequence[Mapping[str, Any]]) -> int:
             break
         best = max(best, int(step["callers"]))
     return best
+
+
+def cpu_ms_per_caller_s(cpu_percent: float, callers: float) -> float:
+    """CPU time each caller takes per second of the run, from a share of one core."""
+    return cpu_percent * 10 / callers  # 1 % of a core for one second is 10 ms of CPU
 
 
 def linear_fit(points: Iterable[tuple[float, float]]) -> tuple[float, float] | None:

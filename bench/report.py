@@ -11,6 +11,7 @@ from bench.analysis import (
     MAX_RECEIVE_LAG_P99_MS,
     MAX_STEAL_PERCENT,
     RATE_TOLERANCE,
+    cpu_ms_per_caller_s,
     step_holds,
     step_judged,
 )
@@ -434,14 +435,15 @@ def _kernel_share(cap: Mapping[str, Any]) -> list[str]:
     system, total = step["cpu_system_percent"], step["cpu_percent"]
     if system <= 0:
         return []
-    # 1 % of a core for one second is 10 ms of CPU.
+    total_ms, kernel_ms = cpu_ms_per_caller_s(total, held), cpu_ms_per_caller_s(system, held)
     return [
-        f"- At the capacity figure ({held} callers) each caller took {_f(total * 10 / held, 2)} "
-        f"ms of CPU per second: **{_f(system * 10 / held, 2)} ms in the kernel** (system time: "
-        f"the send, receive and poll system calls; on loopback each send also runs the agent "
-        f"side's TCP receive) and {_f((total - system) * 10 / held, 2)} ms in user space (the "
-        f"interpreter, gevent, the engine). System time alone would fill a core at about "
-        f"{round(held * 100 / system, -1):,.0f} callers, whatever the Python code costs."
+        f"- At the capacity figure ({held} callers) each caller took {_f(total_ms, 2)} ms of CPU "
+        f"per second: **{_f(kernel_ms, 2)} ms in the kernel** (system time: the send, receive "
+        f"and poll system calls; on loopback each send also runs the agent side's TCP receive) "
+        f"and {_f(total_ms - kernel_ms, 2)} ms in user space (the interpreter, gevent, the "
+        f"engine). System time "
+        f"alone would fill a core at about {round(held * 100 / system, -1):,.0f} callers, "
+        f"whatever the Python code costs."
     ]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.analysis import (
     capacity,
+    cpu_ms_per_caller_s,
     error_stats,
     linear_fit,
     match_turns,
@@ -205,14 +206,15 @@ def _cost(steps: list[dict[str, Any]], ready: dict[str, Any]) -> dict[str, Any]:
     per_step = [
         {
             "callers": s["callers"],
-            "cpu_ms_per_caller_s": round(s["cpu_percent"] * 10 / s["callers"], 3),
+            "cpu_ms_per_caller_s": round(cpu_ms_per_caller_s(s["cpu_percent"], s["callers"]), 3),
             "rss_mb": round(s["rss_kb"] / 1024, 1),
         }
         for s in steps
     ]
     return {
-        # 1 % of a core for one second is 10 ms of CPU.
-        "cpu_ms_per_caller_s": None if cpu_fit is None else round(cpu_fit[0] * 10, 3),
+        "cpu_ms_per_caller_s": None
+        if cpu_fit is None
+        else round(cpu_ms_per_caller_s(cpu_fit[0], 1), 3),
         "cpu_fixed_percent": None if cpu_fit is None else round(cpu_fit[1], 1),
         "rss_kb_per_caller": None if rss_fit is None else round(rss_fit[0], 1),
         "rss_mb_per_100_callers": None if rss_fit is None else round(rss_fit[0] * 100 / 1024, 2),
